@@ -1,0 +1,18 @@
+"""customlayers: hand-written Keras layers with proof that they match the
+built-ins.
+
+- :class:`Dense`, a drop-in for ``keras.layers.Dense``;
+- :class:`ReLU`, a drop-in for ``keras.layers.ReLU``;
+- :class:`MyModel`, the tutorial's model built from them;
+- :mod:`customlayers.testing`, the public equivalence harness.
+
+Importing this package imports Keras, and through it only the backend that
+``KERAS_BACKEND`` names: TensorFlow is not imported under JAX or PyTorch.
+"""
+
+from customlayers.dense import Dense
+from customlayers.model import MyModel
+from customlayers.relu import ReLU
+
+__version__ = "0.1.0"
+__all__ = ["Dense", "ReLU", "MyModel", "__version__"]

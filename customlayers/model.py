@@ -1,0 +1,78 @@
+"""The tutorial's subclassed model, built from the hand-written layers."""
+
+from __future__ import annotations
+
+from customlayers import _compat
+from customlayers._compat import keras
+from customlayers.dense import Dense
+from customlayers.relu import ReLU
+
+
+@_compat.register_serializable()
+class MyModel(keras.Model):
+    """``Dense(hidden_units) -> ReLU -> Dense(num_classes)``, returning logits.
+
+    The model of the Keras custom-layer tutorial, made of
+    :class:`customlayers.Dense` and :class:`customlayers.ReLU`. Train it with
+    ``SparseCategoricalCrossentropy(from_logits=True)``.
+
+    Args:
+        num_classes: Positive integer, the number of output logits.
+        hidden_units: Positive integer, the width of the hidden layer.
+        **kwargs: ``keras.Model`` keyword arguments such as ``name``.
+
+    Example:
+
+    >>> model = MyModel(num_classes=10)
+    >>> logits = model(np.zeros((2, 784), "float32"))
+    >>> twin = model.builtin_twin()   # same weights, keras.layers inside
+    """
+
+    def __init__(self, num_classes=10, hidden_units=64, **kwargs):
+        super().__init__(**kwargs)
+        self.num_classes = num_classes
+        self.hidden_units = hidden_units
+        self.dense_1 = Dense(hidden_units, name="dense_1")
+        self.relu = ReLU(name="relu")
+        self.dense_2 = Dense(num_classes, name="dense_2")
+
+    def call(self, inputs):
+        return self.dense_2(self.relu(self.dense_1(inputs)))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {"num_classes": self.num_classes,
+             "hidden_units": self.hidden_units})
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def builtin_twin(self, name=None):
+        """The same model built from ``keras.layers``, with these weights.
+
+        The twin is a ``keras.Sequential`` of ``keras.layers.Dense``,
+        ``keras.layers.ReLU`` and ``keras.layers.Dense`` with the same units,
+        dtype policy and (if this model is built) a copy of its weights, so
+        the two compute the same function and can be trained side by side.
+
+        Args:
+            name: Name of the twin; defaults to ``"<this name>_builtin"``.
+        """
+        policy = self.dtype_policy
+        twin = keras.Sequential(
+            [
+                keras.layers.Dense(self.hidden_units, name="dense_1",
+                                   dtype=policy),
+                keras.layers.ReLU(name="relu", dtype=policy),
+                keras.layers.Dense(self.num_classes, name="dense_2",
+                                   dtype=policy),
+            ],
+            name=name or f"{self.name}_builtin",
+        )
+        if self.built and self.dense_1.built:
+            twin.build((None, self.dense_1.input_dim))
+            twin.set_weights(self.get_weights())
+        return twin

@@ -1,0 +1,168 @@
+"""Each (custom, reference) layer pair, declared once, as data.
+
+The generic properties in :mod:`customlayers.testing.properties` loop over
+:data:`CASES`. Adding a layer pair means adding one :class:`LayerCase`:
+its constructor-argument drawer, its input drawer, its reference factory,
+its kinks, and what is expected of it (bit-exactness, tolerances, known and
+documented differences), attached here and not buried in test bodies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Mapping
+
+import keras
+
+import customlayers
+from customlayers.testing import strategies as cst
+from customlayers.testing.tolerances import Tolerance
+
+
+@dataclasses.dataclass(frozen=True)
+class KnownDifference:
+    """A documented, deliberate difference from the reference.
+
+    ``applies(policy, mode)`` says where it holds; ``what`` is relaxed there
+    (``"signed_zeros"``: ``-0.0`` vs ``+0.0`` is not counted).
+    """
+
+    what: str
+    applies: Callable[[str, str], bool]
+    why: str
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerCase:
+    """One layer pair under test.
+
+    Attributes:
+        name: Short name used in test ids and reports.
+        custom: Factory (usually the class) of the layer under test.
+        reference: Factory of the reference layer; same kwargs.
+        draw_kwargs: ``f(data) -> dict`` of constructor arguments, labelled.
+        draw_input_shape: ``f(data, kwargs) -> shape``.
+        kinks: ``f(kwargs) -> values`` where the function is not smooth; the
+            value strategy puts inputs exactly on them (and one ULP either
+            side), the numeric gradient check keeps away from them.
+        smooth_kwargs: ``f(kwargs) -> kwargs`` made smooth for the numeric
+            gradient check (e.g. no ``relu`` activation inside Dense).
+        invalid_kwargs: ``(kwargs, bad_name, bad_value)`` triples that the
+            reference rejects; the custom layer must reject them too with a
+            ``ValueError`` that names the argument and the value.
+        stricter_kwargs: Triples the custom layer rejects on purpose although
+            the reference accepts them (documented in its docstring).
+        has_weights: Whether the layer has trainable weights (lazy build and
+            the changed-last-dimension error apply).
+        exact: ``f(policy, mode) -> bool``: are custom and reference expected
+            to run the same kernels, hence agree bit for bit?
+        tolerances: Per-dtype overrides of the tolerance table.
+        known_differences: Documented deliberate differences.
+        weight_map: Custom weights -> reference weights, when they differ.
+    """
+
+    name: str
+    custom: Callable
+    reference: Callable
+    draw_kwargs: Callable
+    draw_input_shape: Callable
+    kinks: Callable = lambda kwargs: ()
+    smooth_kwargs: Callable = lambda kwargs: kwargs
+    invalid_kwargs: tuple = ()
+    stricter_kwargs: tuple = ()
+    has_weights: bool = True
+    exact: Callable = lambda policy, mode: True
+    tolerances: Mapping[str, Tolerance] = dataclasses.field(
+        default_factory=dict)
+    known_differences: tuple = ()
+    weight_map: Callable | None = None
+
+    def signed_zeros(self, policy: str, mode: str) -> bool:
+        """Whether the sign of zero is compared for this policy and mode."""
+        return not any(d.what == "signed_zeros" and d.applies(policy, mode)
+                       for d in self.known_differences)
+
+    def tolerance(self, policy: str):
+        """``None`` (bit-exact) or the per-dtype tolerance to use."""
+        from customlayers.testing.tolerances import tolerance_for
+        dtype = cst.compute_dtype(policy)
+        return self.tolerances.get(dtype) or tolerance_for(dtype)
+
+
+def _dense_shape(data, kwargs):
+    return cst.draw_shape(data, max_size=cst.MAX_INPUT_SIZE)
+
+
+def _relu_shape(data, kwargs):
+    return cst.draw_shape(data, max_size=cst.MAX_INPUT_SIZE)
+
+
+def _dense_smooth(kwargs):
+    act = kwargs.get("activation")
+    if act in ("relu", "elu", None):
+        # relu has a kink at 0; elu's second derivative jumps there. Keep the
+        # numeric check to functions whose central difference is O(h**2).
+        act = "tanh"
+    return {**kwargs, "activation": act}
+
+
+def _relu_kinks(kwargs):
+    kinks = [0.0, kwargs["threshold"]]
+    if kwargs["max_value"] is not None:
+        kinks.append(kwargs["max_value"])
+    return tuple(kinks)
+
+
+DENSE = LayerCase(
+    name="Dense",
+    custom=customlayers.Dense,
+    reference=keras.layers.Dense,
+    draw_kwargs=cst.draw_dense_kwargs,
+    draw_input_shape=_dense_shape,
+    kinks=lambda kwargs: (0.0,),
+    smooth_kwargs=_dense_smooth,
+    invalid_kwargs=tuple(
+        ({"units": u}, "units", u) for u in (0, -1, -64, 2.5, None, "8")),
+    stricter_kwargs=(({"units": True}, "units", True),),
+    has_weights=True,
+)
+
+_RELU_SIGN_OF_ZERO = KnownDifference(
+    what="signed_zeros",
+    applies=lambda policy, mode: mode in ("eager", "graph"),
+    why="TensorFlow's own non-XLA ReLU kernels disagree with themselves "
+        "about the sign of zero: in float32/float64 the Relu/Relu6 forward "
+        "(oneDNN) returns +0.0 for -0.0, while float16/bfloat16 keep -0.0; "
+        "the ReluGrad backward computes g * (x > 0) in float16/bfloat16 "
+        "(so -0.0 where g < 0) but +0.0 in float32/float64. Under XLA "
+        "(mode 'compiled') the built-in is consistent and we match it "
+        "bit for bit, signs of zero included. customlayers.ReLU keeps -0.0 "
+        "in the forward (the IEEE max(x, 0) and XLA answer) and returns "
+        "+0.0 gradients (a select, like XLA). Values are still compared "
+        "exactly; only -0.0 vs +0.0 is not counted in eager and graph.",
+)
+
+RELU = LayerCase(
+    name="ReLU",
+    custom=customlayers.ReLU,
+    reference=keras.layers.ReLU,
+    draw_kwargs=cst.draw_relu_kwargs,
+    draw_input_shape=_relu_shape,
+    kinks=_relu_kinks,
+    invalid_kwargs=(
+        ({"max_value": -1.0}, "max_value", -1.0),
+        ({"negative_slope": -0.5}, "negative_slope", -0.5),
+        ({"negative_slope": None}, "negative_slope", None),
+        ({"threshold": -2.0}, "threshold", -2.0),
+        ({"threshold": None}, "threshold", None),
+    ),
+    stricter_kwargs=(
+        ({"threshold": float("nan")}, "threshold", float("nan")),
+        ({"max_value": float("nan")}, "max_value", float("nan")),
+    ),
+    has_weights=False,
+    known_differences=(_RELU_SIGN_OF_ZERO,),
+)
+
+#: Every declared pair. Generic properties loop over these.
+CASES: dict[str, LayerCase] = {c.name: c for c in (DENSE, RELU)}

@@ -1,0 +1,176 @@
+"""Element-wise comparison of two arrays, with errors measured in ULP.
+
+Everything here works on NumPy arrays (``bfloat16`` through ``ml_dtypes``),
+so it does not depend on the Keras backend.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from customlayers.testing.tolerances import Tolerance
+
+_INT_FOR_WIDTH = {2: np.int16, 4: np.int32, 8: np.int64}
+
+
+def dtype_name(array) -> str:
+    """``'float32'``, ``'bfloat16'``, ... for a NumPy array or dtype."""
+    return np.dtype(getattr(array, "dtype", array)).name
+
+
+def _ordered_ints(x: np.ndarray) -> np.ndarray:
+    """Map floats to integers whose order and spacing follow the floats, so
+    that subtracting two of them counts the representable numbers between.
+    ``+0.0`` and ``-0.0`` both map to 0."""
+    itype = _INT_FOR_WIDTH[x.dtype.itemsize]
+    bits = x.view(itype).astype(np.int64)
+    sign_min = int(np.iinfo(itype).min)
+    return np.where(bits < 0, sign_min - bits, bits)
+
+
+def ulp_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Number of representable values between ``a`` and ``b`` (same dtype),
+    as float64; 0 for equal values (``-0.0 == +0.0``), ``inf`` where exactly
+    one of the two is NaN, 0 where both are NaN."""
+    a = np.asarray(a)
+    b = np.asarray(b)
+    if a.dtype != b.dtype:
+        raise TypeError(f"ulp_distance needs one dtype; got {a.dtype} and "
+                        f"{b.dtype}")
+    if a.dtype.kind != "f" and a.dtype.name != "bfloat16":
+        return np.where(a == b, 0.0, np.inf)
+    d = np.abs(_ordered_ints(a) - _ordered_ints(b)).astype(np.float64)
+    nan_a, nan_b = np.isnan(a), np.isnan(b)
+    d = np.where(nan_a & nan_b, 0.0, d)
+    return np.where(nan_a ^ nan_b, np.inf, d)
+
+
+@dataclasses.dataclass
+class Comparison:
+    """The outcome of comparing one array (``check``) of custom vs reference.
+
+    ``max_abs``, ``max_rel`` and ``max_ulp`` are over elements where both
+    values are finite; NaN/inf placement is checked exactly. ``bit_exact`` is
+    True when every element has the same bits (up to NaN payloads).
+    """
+
+    check: str
+    shape: tuple
+    dtype: str
+    passed: bool
+    bit_exact: bool
+    max_abs: float
+    max_rel: float
+    max_ulp: float
+    n_bad: int
+    n_total: int
+    worst_index: tuple | None = None
+    worst_custom: float | None = None
+    worst_reference: float | None = None
+    problem: str = ""
+
+    def describe(self) -> str:
+        """One paragraph that says what failed, where, and by how much."""
+        lines = [f"check {self.check!r}: {self.problem}"]
+        if self.worst_index is not None:
+            lines.append(
+                f"  worst element at index {self.worst_index}: "
+                f"custom={self.worst_custom!r} "
+                f"reference={self.worst_reference!r}")
+        lines.append(
+            f"  abs err={self.max_abs:.6g} rel err={self.max_rel:.6g} "
+            f"ULP distance={self.max_ulp:.6g}; {self.n_bad} of "
+            f"{self.n_total} elements differ")
+        return "\n".join(lines)
+
+
+def _as_float(v) -> float:
+    return float(np.asarray(v).astype(np.float64))
+
+
+def compare_arrays(check: str, custom, reference, *,
+                   tolerance: Tolerance | None,
+                   signed_zeros: bool = True) -> Comparison:
+    """Compare ``custom`` with ``reference`` element by element.
+
+    Args:
+        check: Name of what is compared (``"output"``, ``"grad[kernel]"``).
+        custom: The custom layer's array.
+        reference: The reference's array.
+        tolerance: ``None`` demands bit-exact equality (NaN payloads aside);
+            otherwise ``|a - b| <= atol + rtol * |b|``.
+        signed_zeros: Whether ``-0.0`` vs ``+0.0`` counts as a difference.
+
+    Returns:
+        A :class:`Comparison`; its ``passed`` says whether it is within
+        bounds and ``problem`` explains a failure.
+    """
+    a = np.asarray(custom)
+    b = np.asarray(reference)
+    base = dict(check=check, shape=tuple(b.shape), dtype=dtype_name(b),
+                n_total=int(b.size))
+    if a.shape != b.shape:
+        return Comparison(**base, passed=False, bit_exact=False,
+                          max_abs=math.inf, max_rel=math.inf,
+                          max_ulp=math.inf, n_bad=int(b.size),
+                          problem=f"shape differs: custom {a.shape}, "
+                                  f"reference {b.shape}")
+    if a.dtype != b.dtype:
+        return Comparison(**base, passed=False, bit_exact=False,
+                          max_abs=math.inf, max_rel=math.inf,
+                          max_ulp=math.inf, n_bad=int(b.size),
+                          problem=f"dtype differs: custom {dtype_name(a)}, "
+                                  f"reference {dtype_name(b)}")
+    a64 = a.astype(np.float64)
+    b64 = b.astype(np.float64)
+    nan_a, nan_b = np.isnan(a64), np.isnan(b64)
+    both_nan = nan_a & nan_b
+    finite = np.isfinite(a64) & np.isfinite(b64)
+    abs_err = np.where(finite, np.abs(a64 - b64), 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel_err = np.where(finite & (abs_err > 0),
+                           abs_err / np.maximum(np.abs(b64), np.finfo(
+                               np.float64).tiny), 0.0)
+    ulp = ulp_distance(a, b)
+    ulp_finite = np.where(finite, ulp, 0.0)
+    same_value = both_nan | (a64 == b64)
+    sign_differs = (a64 == 0) & (b64 == 0) & (
+        np.signbit(a64) != np.signbit(b64))
+    if tolerance is None:
+        bad = ~same_value
+    else:
+        within = finite & (abs_err <= tolerance.atol
+                           + tolerance.rtol * np.abs(b64))
+        bad = ~(same_value | within)
+    if signed_zeros:
+        bad = bad | sign_differs
+    bit_exact = bool(np.all(same_value & ~sign_differs))
+    n_bad = int(np.count_nonzero(bad))
+    comp = Comparison(
+        **base, passed=n_bad == 0, bit_exact=bit_exact,
+        max_abs=float(abs_err.max(initial=0.0)),
+        max_rel=float(rel_err.max(initial=0.0)),
+        max_ulp=float(ulp_finite.max(initial=0.0)),
+        n_bad=n_bad)
+    if n_bad:
+        # The worst element: a NaN/inf misplacement first, then the largest
+        # ULP distance among the failing elements.
+        score = np.where(bad, np.where(finite, ulp, np.inf), -1.0)
+        flat = int(np.argmax(score))
+        idx = tuple(int(i) for i in np.unravel_index(flat, b.shape))
+        comp.worst_index = idx
+        comp.worst_custom = _as_float(a[idx])
+        comp.worst_reference = _as_float(b[idx])
+        if not finite[idx] and not both_nan[idx] and a64[idx] != b64[idx]:
+            comp.problem = "NaN/inf placement differs"
+        elif sign_differs[idx]:
+            comp.problem = "sign of zero differs (-0.0 vs +0.0)"
+        elif tolerance is None:
+            comp.problem = "values are not bit-exact (declared exact)"
+        else:
+            comp.problem = (f"out of tolerance (rtol={tolerance.rtol:g}, "
+                            f"atol={tolerance.atol:g})")
+    return comp

@@ -1,0 +1,48 @@
+"""Hypothesis profiles ``ci``, ``dev`` and ``thorough``.
+
+``max_examples`` sizes the whole battery: each property runs a share of it
+(see :data:`customlayers.testing.properties.WEIGHTS`). Deadlines are off
+(graph tracing and XLA compilation times vary wildly on shared machines);
+the example database is kept, so a failure found once is replayed first
+next time. Every profile prints the ``@reproduce_failure`` blob.
+
+- ``ci``: derandomized (a fixed seed; the same examples on every run), sized
+  to pass in about a minute on a 2-core machine.
+- ``dev``: random, 3x the examples.
+- ``thorough``: random, 20x the examples, for a nightly run.
+"""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, Phase, settings
+
+PROFILES = {
+    "ci": dict(max_examples=100, derandomize=True),
+    "dev": dict(max_examples=300),
+    "thorough": dict(max_examples=2000),
+}
+
+_COMMON = dict(
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                           HealthCheck.filter_too_much],
+    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target,
+            Phase.shrink, Phase.explain],
+)
+
+
+def register_profiles() -> None:
+    """Register the three profiles with Hypothesis (idempotent)."""
+    for name, kwargs in PROFILES.items():
+        settings.register_profile(name, **_COMMON, **kwargs)
+
+
+def load_profile(name: str) -> settings:
+    """Register the profiles and make ``name`` the active one."""
+    register_profiles()
+    if name not in PROFILES:
+        raise ValueError(f"unknown Hypothesis profile {name!r}; expected "
+                         f"one of {sorted(PROFILES)}")
+    settings.load_profile(name)
+    return settings()

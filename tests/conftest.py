@@ -1,0 +1,23 @@
+"""Shared pytest set-up: Hypothesis profiles and the printed seeds."""
+
+import os
+
+# Quieten TensorFlow's C++ start-up chatter before anything imports it.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from customlayers.testing.profiles import register_profiles  # noqa: E402
+
+register_profiles()
+
+
+def pytest_report_header(config):
+    import hypothesis
+    import keras
+
+    from customlayers._compat import BACKEND
+    profile = config.getoption("hypothesis_profile", default=None) or \
+        "default"
+    return [f"customlayers: keras {keras.__version__}, backend {BACKEND}, "
+            f"hypothesis {hypothesis.__version__}, profile {profile} "
+            "(ci is derandomized: a fixed seed; others print "
+            "'You can reproduce this example by ...' on failure)"]
