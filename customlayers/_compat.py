@@ -2,134 +2,379 @@
 
 Everything that differs between Keras releases or between Keras backends is
 decided here, so that the layers read like plain Keras 3 code and dropping an
-old TensorFlow later is one deletion in this file.
+old TensorFlow later is one deletion in this file (the ``_Keras2Ops`` shim
+and the ``if KERAS_MAJOR < 3`` branches).
 
 Public names used by the rest of the package:
 
-- ``keras``: the Keras module the layers subclass.
-- ``ops``: the tensor-operation namespace (``keras.ops`` on Keras 3).
-- ``KERAS_MAJOR`` and ``BACKEND``: what is running.
+- ``keras``: the Keras module the layers subclass. Keras 3 normally; on
+  TensorFlow 2.12-2.15 it is ``tf.keras`` (Keras 2), and with
+  ``TF_USE_LEGACY_KERAS=1`` it is ``tf_keras`` (Keras 2 on TF >= 2.16).
+- ``ops``: the tensor-operation namespace (``keras.ops`` on Keras 3, a small
+  shim over TensorFlow on Keras 2).
+- ``KERAS_MAJOR``, ``KERAS_VERSION`` and ``BACKEND``: what is running.
 - ``register_serializable(package)``: the class decorator for saving.
-- ``relu_kernel``, ``relu6_kernel``, ``clip_kernel``, ``leaky_relu_kernel``:
-  elementary-operation versions of the backend activations, written so that
-  values *and* gradients match the backend's own kernels bit for bit
-  (including exact zeros, ``-0.0`` and ``NaN``).
+- ``relu_kernel``, ``relu6_kernel``, ``clip_kernel``, ``leaky_relu_kernel``,
+  ``threshold_kernel``: the backend activations written from elementary
+  operations (maximum, minimum, where, comparisons, multiply, cast) with
+  hand-written gradients where the backend's own kernel has one, so that
+  values *and* gradients match the backend's own kernels bit for bit (exact
+  zeros, kinks, subnormals, ``-0.0`` and ``NaN`` included). Each backend's
+  reference formula is written down next to its kernel.
+- ``to_numpy``, ``variable_name``, ``keras_file_suffix``,
+  ``save_model_kwargs``: small helpers for the harness.
 """
 
 from __future__ import annotations
 
-import keras
+import os
 
-KERAS_VERSION = keras.__version__
+import numpy as np
+
+
+def _legacy_keras_requested() -> bool:
+    return os.environ.get("TF_USE_LEGACY_KERAS", "").strip().lower() in (
+        "1", "true", "yes")
+
+
+def _import_keras():
+    """The Keras the layers should subclass, and its version string."""
+    if _legacy_keras_requested():
+        # TF >= 2.16 with tf_keras: tf.keras *is* tf_keras then, while
+        # `import keras` would still give Keras 3.
+        import tf_keras
+        return tf_keras, tf_keras.__version__
+    import keras as keras3_or_2
+    version = keras3_or_2.__version__
+    if int(version.split(".")[0]) >= 3:
+        return keras3_or_2, version
+    # TF 2.12-2.15: the `keras` package is Keras 2 and tf.keras is it.
+    from tensorflow import keras as tf_keras_2
+    return tf_keras_2, version
+
+
+keras, KERAS_VERSION = _import_keras()
 KERAS_MAJOR = int(KERAS_VERSION.split(".")[0])
 
+
+# -- Keras 2 (TF <= 2.15, or tf_keras): a shim for the ops we use ----------
+
+class _Keras2Ops:
+    """Exactly the ``keras.ops`` functions customlayers uses, over TF, doing
+    what Keras 2's own layers do (Dense: ``tensordot`` for rank > 2 and
+    ``bias_add``). Delete with Keras 2 support."""
+
+    def __init__(self):
+        import tensorflow as tf
+        self._tf = tf
+        self.custom_gradient = tf.custom_gradient
+        self.where = tf.where
+        self.greater = tf.greater
+        self.greater_equal = tf.greater_equal
+        self.less = tf.less
+        self.less_equal = tf.less_equal
+        self.logical_and = tf.logical_and
+        self.logical_or = tf.logical_or
+        self.logical_not = tf.logical_not
+        self.maximum = tf.maximum
+        self.minimum = tf.minimum
+        self.multiply = tf.multiply
+        self.subtract = tf.subtract
+        self.zeros_like = tf.zeros_like
+        self.stop_gradient = tf.stop_gradient
+        self.reshape = tf.reshape
+        self.shape = tf.shape
+        self.divide_no_nan = tf.math.divide_no_nan
+        self.relu = tf.nn.relu  # only the planted bugs of the meta-tests
+        self.leaky_relu = tf.nn.leaky_relu
+
+    def convert_to_tensor(self, x, dtype=None):
+        return self._tf.convert_to_tensor(x, dtype=dtype)
+
+    def cast(self, x, dtype):
+        return self._tf.cast(x, dtype)
+
+    def full_like(self, x, fill_value, dtype=None):
+        dtype = dtype or x.dtype
+        return self._tf.fill(self._tf.shape(x),
+                             self._tf.cast(fill_value, dtype))
+
+    def sum(self, x, axis=None, keepdims=False):
+        return self._tf.reduce_sum(x, axis=axis, keepdims=keepdims)
+
+    def matmul(self, x1, x2):
+        # Keras 2's Dense: matmul for rank 2, tensordot on the last axis
+        # for rank > 2 (keras/layers/core/dense.py).
+        rank = x1.shape.rank
+        if rank is not None and rank > 2 and x2.shape.rank == 2:
+            return self._tf.tensordot(x1, x2, [[rank - 1], [0]])
+        return self._tf.matmul(x1, x2)
+
+    def add(self, x1, x2):
+        # Keras 2's Dense adds its bias with bias_add, whose gradient is
+        # BiasAddGrad (not the Sum that a broadcasting add's gradient is).
+        x1 = self._tf.convert_to_tensor(x1)
+        if (getattr(x2, "shape", None) is not None and x2.shape.rank == 1
+                and x1.shape.rank is not None and x1.shape.rank >= 2):
+            return self._tf.nn.bias_add(x1, x2)
+        return self._tf.add(x1, x2)
+
+
 if KERAS_MAJOR < 3:  # pragma: no cover - exercised by the Keras 2 tox envs
-    raise ImportError(
-        "customlayers needs Keras 3 on this code path; found keras "
-        f"{KERAS_VERSION}. Keras 2 support lives in the tox matrix issue."
-    )
-
-from keras import ops  # noqa: E402
-
-BACKEND = keras.backend.backend()
+    ops = _Keras2Ops()
+    BACKEND = "tensorflow"
+else:
+    from keras import ops  # noqa: E402
+    BACKEND = keras.backend.backend()
 
 
 def register_serializable(package: str = "customlayers"):
-    """Register a class so that ``.keras`` files can load it by name."""
+    """Register a class so that saved models can load it by name."""
+    if KERAS_MAJOR < 3:  # pragma: no cover
+        return keras.utils.register_keras_serializable(package=package)
     return keras.saving.register_keras_serializable(package=package)
 
 
-def _zero_like_keeping_sign(x):
-    # ``x * 0`` is +0.0 for x >= +0, -0.0 for x <= -0 and NaN for NaN/inf.
-    # It is selected only where x is 0 or NaN, so infinities never show.
-    return ops.multiply(x, ops.zeros_like(x))
+# -- the activations, per backend ------------------------------------------
+#
+# Each reference below is what ``keras.layers.ReLU`` ends up running on that
+# backend (keras/src/activations/activations.py ``ReLU.static_call``, or
+# ``backend.relu`` in Keras 2). We never call it; we rebuild it from
+# elementary operations, with the same gradient, written by hand where the
+# reference has a hand-written one.
 
-
-def _select_gradient(forward, passes):
-    """Give ``forward(x)`` the gradient ``where(passes(x), g, 0)``.
-
-    The backends' own ReLU gradients *select* the upstream gradient; they do
-    no arithmetic on it. A composite of elementary ops would add up the
-    gradient of each path instead, and TensorFlow's CPU kernels flush
-    subnormal results of arithmetic to zero, so a subnormal upstream gradient
-    would come back as 0 (the property suite found this). The gradient is
-    therefore written by hand, as a select, like the forward.
-    """
+def _with_gradient(forward, backward):
+    """``forward(x)`` whose gradient is ``backward(x, y, upstream)``."""
 
     @ops.custom_gradient
     def kernel(x):
+        y = forward(x)
+
         def grad(*args, upstream=None):
             if upstream is None:
                 (upstream,) = args
-            return ops.where(passes(x), upstream, ops.zeros_like(upstream))
+            return backward(x, y, upstream)
 
-        return forward(x), grad
+        return y, grad
 
     return kernel
 
 
-def _relu_forward(x):
-    zero = ops.zeros_like(x)
-    return ops.where(
-        ops.greater(x, zero),
-        x,
-        ops.where(ops.less(x, zero), zero, _zero_like_keeping_sign(x)),
-    )
+def _zeros(x):
+    return ops.zeros_like(x)
 
 
-def _relu6_forward(x):
-    zero = ops.zeros_like(x)
-    six = ops.full_like(x, 6)
-    outside = ops.where(
-        ops.greater_equal(x, six),
-        six,
-        ops.where(ops.less(x, zero), zero, _zero_like_keeping_sign(x)),
-    )
-    return ops.where(_inside_0_6(x), x, outside)
+def _full(x, value):
+    return ops.full_like(x, value)
+
+
+def _select_gradient(forward, passes):
+    """``forward(x)`` with the gradient ``where(passes(x), g, 0)``.
+
+    The backends' own ReLU gradients *select* the upstream gradient. The
+    tutorial's ``maximum(x, 0)`` has the right values but the wrong gradient
+    at the kink (``Maximum``'s gradient goes to ``x`` on a tie), and a
+    composite of selects would add up the gradient of each path, which
+    TensorFlow's CPU kernels flush to zero for subnormal values (the property
+    suite found both). So the gradient is written by hand, as one select.
+    """
+    return _with_gradient(
+        forward, lambda x, y, g: ops.where(passes(x), g, _zeros(g)))
+
+
+def _positive(x):
+    return ops.greater(x, _zeros(x))
 
 
 def _inside_0_6(x):
-    return ops.logical_and(ops.greater(x, ops.zeros_like(x)),
-                           ops.less(x, ops.full_like(x, 6)))
+    return ops.logical_and(ops.greater(x, _zeros(x)),
+                           ops.less(x, _full(x, 6)))
 
 
-#: ``max(x, 0)`` exactly as TensorFlow's Relu kernel: ``x`` for x > 0,
-#: ``+0`` for x < 0, ``x`` itself for ``+-0`` and NaN (``-0.0`` keeps its
-#: sign, NaN propagates). Gradient: ``g`` where x > 0, else 0 -- **0 at
-#: x == 0**, like ``tf.nn.relu``.
-relu_kernel = _select_gradient(
-    _relu_forward, lambda x: ops.greater(x, ops.zeros_like(x)))
-
-#: ``min(max(x, 0), 6)`` as TensorFlow's Relu6: gradient ``g`` only strictly
-#: inside (0, 6), so 0 at both kinks.
-relu6_kernel = _select_gradient(_relu6_forward, _inside_0_6)
+def _max0(x):
+    # One elementwise op; on TensorFlow bit-identical to the Relu kernel's
+    # values, NaN and the sign of zero included (checked in every dtype);
+    # on JAX it *is* jax.nn.relu's forward (``jnp.maximum(x, 0)``).
+    return ops.maximum(x, _zeros(x))
 
 
-def leaky_relu_kernel(x, negative_slope):
-    """``x if x > 0 else negative_slope * x`` as TensorFlow's LeakyRelu, with
-    its gradient ``g if x > 0 else g * negative_slope``."""
-    slope = ops.cast(negative_slope, x.dtype)
-
-    @ops.custom_gradient
-    def kernel(x):
-        positive = ops.greater(x, ops.zeros_like(x))
-
-        def grad(*args, upstream=None):
-            if upstream is None:
-                (upstream,) = args
-            return ops.where(positive, upstream,
-                             ops.multiply(upstream, slope))
-
-        return ops.where(positive, x, ops.multiply(x, slope)), grad
-
-    return kernel(x)
+def _min6(x):
+    return ops.minimum(x, _full(x, 6))
 
 
-def clip_kernel(x, min_value, max_value):
-    """``maximum(minimum(x, max), min)``, the composition TensorFlow's
-    ``clip_by_value`` uses: at ``x == max_value`` the gradient is 1."""
-    x = ops.minimum(x, ops.cast(max_value, x.dtype))
-    return ops.maximum(x, ops.cast(min_value, x.dtype))
+if BACKEND == "torch":
+    # PyTorch (ATen, CPU): relu(x) = clamp_min(x, 0), which keeps -0.0 and
+    # NaN; its gradient is threshold_backward(g, relu(x), 0) =
+    # ``0 if relu(x) <= 0 else g``, a select on the *output*, so NaN passes
+    # the upstream gradient through. relu6(x) clamps to [0, 6] with the
+    # gradient ``g if 0 < x < 6 else 0`` (NaN gets 0, unlike relu; measured
+    # on torch 2.13 CPU). leaky_relu
+    # computes ``x * slope`` and ``g * slope`` in float32 for float16 and
+    # bfloat16 (ATen's opmath), with the slope as a float32, not rounded to
+    # the tensor's dtype first. clip = clamp, gradient
+    # ``g if lo <= x <= hi else 0`` (NaN gets 0).
+
+    def _clamp_min0(x):
+        return ops.where(ops.less(x, _zeros(x)), _zeros(x), x)
+
+    def _clamp_0_6(x):
+        x = _clamp_min0(x)
+        return ops.where(ops.greater(x, _full(x, 6)), _full(x, 6), x)
+
+    relu_kernel = _with_gradient(
+        _clamp_min0,
+        lambda x, y, g: ops.where(ops.less_equal(y, _zeros(y)),
+                                  _zeros(g), g))
+
+    relu6_kernel = _select_gradient(_clamp_0_6, _inside_0_6)
+
+    def _times_slope(t, slope):
+        dtype = t.dtype
+        if str(dtype).split(".")[-1] in ("float16", "bfloat16"):
+            wide = ops.multiply(ops.cast(t, "float32"),
+                                ops.cast(slope, "float32"))
+            return ops.cast(wide, dtype)
+        return ops.multiply(t, ops.cast(slope, dtype))
+
+    def leaky_relu_kernel(x, negative_slope):
+        """``x if x > 0 else x * slope``, gradient ``g if x > 0 else
+        g * slope``, products in ATen's opmath (float32 for 16-bit)."""
+        return _with_gradient(
+            lambda x: ops.where(_positive(x), x,
+                                _times_slope(x, negative_slope)),
+            lambda x, y, g: ops.where(_positive(x), g,
+                                      _times_slope(g, negative_slope)),
+        )(x)
+
+    def clip_kernel(x, min_value, max_value):
+        """torch.clamp: NaN propagates, gradient ``g`` on ``[lo, hi]``."""
+        lo = ops.cast(min_value, x.dtype)
+        hi = ops.cast(max_value, x.dtype)
+
+        def forward(x):
+            x = ops.where(ops.less(x, lo), _full(x, min_value), x)
+            return ops.where(ops.greater(x, hi), _full(x, max_value), x)
+
+        def backward(x, y, g):
+            inside = ops.logical_and(ops.greater_equal(x, lo),
+                                     ops.less_equal(x, hi))
+            return ops.where(inside, g, _zeros(g))
+
+        return _with_gradient(forward, backward)(x)
+
+elif BACKEND == "jax":
+    # JAX: jax.nn.relu = ``jnp.maximum(x, 0)`` with the custom JVP
+    # ``select(x > 0, g, 0)``; jax.nn.relu6 = ``jnp.minimum(jnp.maximum(x,
+    # 0), 6)`` with ``select(0 < x < 6, g, 0)``; jax.nn.leaky_relu =
+    # ``jnp.where(x >= 0, x, slope * x)`` with *no* custom gradient (so
+    # ``g`` at x == 0, and the transpose adds ``select + slope * select``);
+    # jnp.clip(x, lo, hi) = ``jnp.minimum(hi, jnp.maximum(lo, x))``, whose
+    # gradient splits ties (0.5 at x == hi). Where JAX differentiates the
+    # formula itself, so do we: same primitives, same order.
+
+    relu_kernel = _select_gradient(_max0, _positive)
+    relu6_kernel = _select_gradient(lambda x: _min6(_max0(x)), _inside_0_6)
+
+    def leaky_relu_kernel(x, negative_slope):
+        """``where(x >= 0, x, slope * x)``, differentiated by JAX."""
+        slope = ops.cast(negative_slope, x.dtype)
+        return ops.where(ops.greater_equal(x, _zeros(x)), x,
+                         ops.multiply(slope, x))
+
+    def clip_kernel(x, min_value, max_value):
+        """``minimum(hi, maximum(lo, x))``, differentiated by JAX."""
+        x = ops.maximum(ops.cast(min_value, x.dtype), x)
+        return ops.minimum(ops.cast(max_value, x.dtype), x)
+
+else:
+    # TensorFlow: Relu/Relu6 kernels with ReluGrad/Relu6Grad (selects),
+    # LeakyRelu with LeakyReluGrad, clip_by_value = maximum(minimum(x, hi),
+    # lo) differentiated by TF (gradient 1 at x == hi).
+
+    #: ``max(x, 0)`` with TensorFlow's Relu gradient: ``g`` where x > 0,
+    #: else 0 -- **0 at x == 0**, unlike the tutorial's
+    #: ``tf.math.maximum(x, 0)``.
+    relu_kernel = _select_gradient(_max0, _positive)
+
+    #: ``min(max(x, 0), 6)`` with TensorFlow's Relu6 gradient: ``g`` only
+    #: strictly inside (0, 6), so 0 at both kinks.
+    relu6_kernel = _select_gradient(lambda x: _min6(_max0(x)), _inside_0_6)
+
+    def leaky_relu_kernel(x, negative_slope):
+        """``x if x > 0 else negative_slope * x`` as TensorFlow's LeakyRelu,
+        with its gradient ``g if x > 0 else g * negative_slope``."""
+        slope = ops.cast(negative_slope, x.dtype)
+        return _with_gradient(
+            lambda x: ops.where(_positive(x), x, ops.multiply(x, slope)),
+            lambda x, y, g: ops.where(_positive(x), g,
+                                      ops.multiply(g, slope)),
+        )(x)
+
+    def clip_kernel(x, min_value, max_value):
+        """``maximum(minimum(x, max), min)``, the composition TensorFlow's
+        ``clip_by_value`` uses: at ``x == max_value`` the gradient is 1."""
+        x = ops.minimum(x, ops.cast(max_value, x.dtype))
+        return ops.maximum(x, ops.cast(min_value, x.dtype))
+
+
+def threshold_kernel(x, threshold):
+    """``x`` where ``x > threshold``, else 0.
+
+    Keras 3 (every backend): ``where(x > t, x, 0)``. Keras 2
+    (``backend.relu``): ``x * cast(x > t)``, so NaN and infinities below the
+    threshold give NaN, ``-0.0`` keeps its sign, and the gradient is
+    ``g * mask``.
+    """
+    t = ops.cast(threshold, x.dtype)
+    passes = ops.greater(x, t)
+    if KERAS_MAJOR < 3:  # pragma: no cover
+        return ops.multiply(x, ops.cast(passes, x.dtype))
+    return ops.where(passes, x, _zeros(x))
+
+
+def relu_argument(value):
+    """A ReLU constructor number as the built-in stores (and computes with)
+    it: unchanged on Keras 3; Keras 2's ReLU keeps
+    ``backend.cast_to_floatx(value)``, a float32 NumPy scalar, and puts it
+    in its config."""
+    if KERAS_MAJOR < 3 and value is not None:  # pragma: no cover
+        return keras.backend.cast_to_floatx(value)
+    return value
+
+
+# -- helpers for the harness -----------------------------------------------
+
+def to_numpy(t) -> np.ndarray:
+    """A backend tensor (or variable) as a NumPy array of the same dtype:
+    torch tensors are detached first, and bfloat16 stays bfloat16."""
+    if BACKEND == "torch":
+        import torch
+        value = getattr(t, "value", t)
+        if isinstance(value, torch.Tensor):
+            value = value.detach().cpu()
+            if value.dtype == torch.bfloat16:
+                import ml_dtypes
+                return value.float().numpy().astype(ml_dtypes.bfloat16)
+            return value.numpy()
+    if hasattr(t, "numpy"):
+        return np.asarray(t.numpy())
+    return np.asarray(t)
+
+
+def variable_name(v) -> str:
+    """A variable's own name (``kernel``), without Keras 2's layer scope and
+    ``:0`` suffix (``dense_3/kernel:0``)."""
+    name = v.name
+    if KERAS_MAJOR < 3:  # pragma: no cover
+        name = name.split("/")[-1].split(":")[0]
+    return name
+
+
+def dtype_policy(layer):
+    """The layer's dtype policy object (``dtype_policy`` on Keras 2.12+ and
+    Keras 3)."""
+    return getattr(layer, "dtype_policy", None) or getattr(
+        layer, "_dtype_policy", None)
 
 
 def shape_as_tuple(shape):

@@ -36,6 +36,15 @@ class MyModel(keras.Model):
         self.relu = ReLU(name="relu")
         self.dense_2 = Dense(num_classes, name="dense_2")
 
+    def build(self, input_shape):
+        """Create every sublayer's weights from ``input_shape``, so that
+        ``model.build((None, 784))`` leaves the model ready to copy."""
+        self.dense_1.build(input_shape)
+        hidden = self.dense_1.compute_output_shape(input_shape)
+        self.relu.build(hidden)
+        self.dense_2.build(hidden)
+        self.built = True
+
     def call(self, inputs):
         return self.dense_2(self.relu(self.dense_1(inputs)))
 
@@ -55,8 +64,11 @@ class MyModel(keras.Model):
 
         The twin is a ``keras.Sequential`` of ``keras.layers.Dense``,
         ``keras.layers.ReLU`` and ``keras.layers.Dense`` with the same units,
-        dtype policy and (if this model is built) a copy of its weights, so
-        the two compute the same function and can be trained side by side.
+        dtype policy and a copy of this model's weights, so the two compute
+        the same function and can be trained side by side.
+
+        Raises:
+            ValueError: if this model has not been built yet.
 
         Args:
             name: Name of the twin; defaults to ``"<this name>_builtin"``.
@@ -72,7 +84,11 @@ class MyModel(keras.Model):
             ],
             name=name or f"{self.name}_builtin",
         )
-        if self.built and self.dense_1.built:
-            twin.build((None, self.dense_1.input_dim))
-            twin.set_weights(self.get_weights())
+        if not self.dense_1.built:
+            raise ValueError(
+                f"{self.name} has no weights yet, so its twin would not "
+                "compute the same function; build it first, e.g. "
+                "model.build((None, 784)) or call it on a batch.")
+        twin.build((None, self.dense_1.input_dim))
+        twin.set_weights(self.get_weights())
         return twin

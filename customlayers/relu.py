@@ -73,9 +73,9 @@ class ReLU(keras.layers.Layer):
         _check_non_negative("max_value", max_value, allow_none=True)
         _check_non_negative("negative_slope", negative_slope, allow_none=False)
         _check_non_negative("threshold", threshold, allow_none=False)
-        self.max_value = max_value
-        self.negative_slope = negative_slope
-        self.threshold = threshold
+        self.max_value = _compat.relu_argument(max_value)
+        self.negative_slope = _compat.relu_argument(negative_slope)
+        self.threshold = _compat.relu_argument(threshold)
         self.supports_masking = True
         self.built = True  # no weights: nothing to build
 
@@ -102,8 +102,7 @@ class ReLU(keras.layers.Layer):
                 else _compat.relu_kernel(-x)
         clip = max_value is not None
         if threshold != 0:
-            t = ops.cast(threshold, x.dtype)
-            x = ops.where(ops.greater(x, t), x, ops.zeros_like(x))
+            x = _compat.threshold_kernel(x, threshold)
         elif max_value == 6:
             # The built-in takes its relu6 fast path here (gradient 0 at 6).
             x = _compat.relu6_kernel(x)

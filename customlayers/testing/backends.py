@@ -7,8 +7,14 @@ with respect to every trainable weight, as NumPy arrays:
 
 - TensorFlow: ``tf.GradientTape``; modes ``eager``, ``graph``
   (``tf.function``) and ``compiled`` (``tf.function(jit_compile=True)``, XLA).
-- JAX and PyTorch: not wired yet (the tox-matrix issue adds them); asking for
-  them raises a clear error.
+- JAX: the layer called statelessly (``keras.StatelessScope``, as
+  ``layer.stateless_call`` does) under ``jax.vjp``; modes ``eager`` (no
+  ``jit``) and ``compiled`` (``jax.jit``). ``graph`` is TensorFlow's
+  ``tf.function`` and does not exist here.
+- PyTorch: ``torch.autograd.grad``; mode ``eager`` only.
+
+Unsupported modes come with a reason (:func:`supported_modes`), which the
+test suite prints as its skip reason.
 """
 
 from __future__ import annotations
@@ -33,13 +39,29 @@ class ForwardBackward:
     losses: list
 
 
+_UNSUPPORTED = {
+    "jax": {
+        "graph": "graph mode is TensorFlow's tf.function; JAX has only "
+                 "eager and jit",
+    },
+    "torch": {
+        "graph": "graph mode is TensorFlow's tf.function; PyTorch runs "
+                 "eagerly",
+        "compiled": "torch.compile is not wired into the harness: it "
+                    "recompiles per shape and dtype (minutes for a "
+                    "property run on CPU) and Keras's torch backend does "
+                    "not support it for every layer; eager autograd is "
+                    "the PyTorch reference here",
+    },
+}
+
+
 def supported_modes(backend: str = BACKEND) -> dict:
     """Mode name -> ``None`` if supported, else the reason it is not."""
-    if backend == "tensorflow":
-        return {m: None for m in MODES}
-    reason = (f"the {backend} backend is not wired into the harness yet "
-              "(tox-matrix issue); only TensorFlow runs the equivalence "
-              "checks in this release")
+    if backend in ("tensorflow", "jax", "torch"):
+        unsupported = _UNSUPPORTED.get(backend, {})
+        return {m: unsupported.get(m) for m in MODES}
+    reason = f"the {backend} backend is not wired into the harness"
     return {m: reason for m in MODES}
 
 
@@ -48,7 +70,8 @@ def _weight_name(v) -> str:
 
 
 def _to_numpy(t) -> np.ndarray:
-    return np.asarray(t.numpy() if hasattr(t, "numpy") else t)
+    from customlayers._compat import to_numpy
+    return to_numpy(t)
 
 
 def forward_backward(layer, x: np.ndarray, upstream: np.ndarray | None,
@@ -66,11 +89,19 @@ def forward_backward(layer, x: np.ndarray, upstream: np.ndarray | None,
                                          f"one of {MODES}")
     if reason:
         raise NotImplementedError(f"mode {mode!r}: {reason}")
+    if BACKEND == "jax":
+        return _jax_forward_backward(layer, x, upstream, mode)
+    if BACKEND == "torch":
+        return _torch_forward_backward(layer, x, upstream, mode)
     return _tf_forward_backward(layer, x, upstream, mode)
 
 
 def _tf_forward_backward(layer, x, upstream, mode):
     import tensorflow as tf
+
+    # Every example traces a new tf.function on purpose (new layers, new
+    # shapes); TensorFlow's "excessive retracing" warning is expected here.
+    tf.get_logger().setLevel("ERROR")
 
     weights = list(layer.trainable_weights)
 
@@ -80,10 +111,12 @@ def _tf_forward_backward(layer, x, upstream, mode):
             y = layer(x)
         if g is None:
             return y, []
-        grads = tape.gradient(
-            y, [x] + weights, output_gradients=g,
-            unconnected_gradients=tf.UnconnectedGradients.ZERO)
-        return y, grads
+        # A weight the output does not depend on gets None here (Keras
+        # variables do not support UnconnectedGradients.ZERO); it becomes
+        # zeros below, so a stopped gradient compares as 0, not as a crash.
+        grads = tape.gradient(y, [x] + weights, output_gradients=g)
+        return y, [tf.zeros_like(v) if gr is None else gr
+                   for v, gr in zip([x] + weights, grads)]
 
     if mode == "graph":
         fn = tf.function(fn, autograph=False)
@@ -95,6 +128,85 @@ def _tf_forward_backward(layer, x, upstream, mode):
     # Losses made inside a tf.function are graph tensors: read them eagerly.
     losses = ([float(_to_numpy(v)) for v in layer.losses]
               if mode == "eager" else [])
+    return ForwardBackward(
+        output=_to_numpy(y),
+        input_grad=_to_numpy(grads[0]) if grads else None,
+        weight_grads=[_to_numpy(g) for g in grads[1:]],
+        weight_names=[_weight_name(w) for w in weights],
+        losses=losses,
+    )
+
+
+def _jax_forward_backward(layer, x, upstream, mode):
+    import jax
+    import jax.numpy as jnp
+
+    weights = list(layer.trainable_variables)
+    from keras import StatelessScope  # noqa: F401 (Keras 3 only)
+    import keras
+
+    non_trainable = [(v, v.value) for v in layer.non_trainable_variables]
+
+    def fn(x, g, values):
+        def f(x, values):
+            # What layer.stateless_call does, but through __call__: that
+            # call skips __call__'s input casting and variable autocasting,
+            # so a mixed_float16 layer would compute in float32.
+            mapping = list(zip(weights, values)) + non_trainable
+            with keras.StatelessScope(state_mapping=mapping):
+                return layer(x)
+
+        if g is None:
+            return f(x, values), None, []
+        y, vjp = jax.vjp(f, x, values)
+        gx, gw = vjp(g)
+        return y, gx, list(gw)
+
+    if mode == "compiled":
+        fn = jax.jit(fn)
+    xt = jnp.asarray(x)
+    gt = None if upstream is None else jnp.asarray(upstream)
+    y, gx, gws = fn(xt, gt, [v.value for v in weights])
+    losses = []
+    if mode == "eager":
+        layer(xt)  # a plain call, to read the layer's losses as TF does
+        losses = [float(_to_numpy(v)) for v in layer.losses]
+    return ForwardBackward(
+        output=_to_numpy(y),
+        input_grad=None if gx is None else _to_numpy(gx),
+        weight_grads=[_to_numpy(g) for g in gws],
+        weight_names=[_weight_name(w) for w in weights],
+        losses=losses,
+    )
+
+
+def _torch_tensor(a):
+    """A NumPy array as a torch tensor on Keras's device, exactly (bfloat16
+    goes through float32, which holds every bfloat16 value)."""
+    import torch
+    from keras import ops
+
+    a = np.asarray(a)
+    if a.dtype.name == "bfloat16":
+        return ops.convert_to_tensor(a.astype(np.float32)).to(torch.bfloat16)
+    return ops.convert_to_tensor(a)
+
+
+def _torch_forward_backward(layer, x, upstream, mode):
+    import torch
+
+    weights = list(layer.trainable_variables)
+    xt = _torch_tensor(x).detach().requires_grad_(True)
+    y = layer(xt)
+    grads = []
+    if upstream is not None:
+        params = [w.value for w in weights]
+        grads = torch.autograd.grad(
+            y, [xt] + params, grad_outputs=_torch_tensor(upstream),
+            allow_unused=True)
+        grads = [torch.zeros_like(p) if g is None else g
+                 for g, p in zip(grads, [xt] + params)]
+    losses = [float(_to_numpy(v)) for v in layer.losses]
     return ForwardBackward(
         output=_to_numpy(y),
         input_grad=_to_numpy(grads[0]) if grads else None,

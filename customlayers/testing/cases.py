@@ -12,9 +12,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable, Mapping
 
-import keras
-
 import customlayers
+from customlayers._compat import keras
 from customlayers.testing import strategies as cst
 from customlayers.testing.tolerances import Tolerance
 
@@ -130,16 +129,15 @@ DENSE = LayerCase(
 _RELU_SIGN_OF_ZERO = KnownDifference(
     what="signed_zeros",
     applies=lambda policy, mode: mode in ("eager", "graph"),
-    why="TensorFlow's own non-XLA ReLU kernels disagree with themselves "
-        "about the sign of zero: in float32/float64 the Relu/Relu6 forward "
-        "(oneDNN) returns +0.0 for -0.0, while float16/bfloat16 keep -0.0; "
-        "the ReluGrad backward computes g * (x > 0) in float16/bfloat16 "
-        "(so -0.0 where g < 0) but +0.0 in float32/float64. Under XLA "
-        "(mode 'compiled') the built-in is consistent and we match it "
-        "bit for bit, signs of zero included. customlayers.ReLU keeps -0.0 "
-        "in the forward (the IEEE max(x, 0) and XLA answer) and returns "
-        "+0.0 gradients (a select, like XLA). Values are still compared "
-        "exactly; only -0.0 vs +0.0 is not counted in eager and graph.",
+    why="TensorFlow's non-XLA ReluGrad kernel disagrees with itself about "
+        "the sign of a zero gradient: it computes g * (x > 0) in float16 "
+        "and bfloat16 (so -0.0 where g < 0 and x <= 0) but selects +0.0 "
+        "in float32 and float64, and XLA selects +0.0 everywhere. "
+        "customlayers.ReLU's hand-written gradient is one select, so it "
+        "returns +0.0 and matches XLA (mode 'compiled', compared with signs "
+        "of zero) and float32/float64 bit for bit. Values are still "
+        "compared exactly; only -0.0 vs +0.0 is not counted in eager and "
+        "graph mode.",
 )
 
 RELU = LayerCase(

@@ -26,7 +26,7 @@ import tempfile
 
 import numpy as np
 
-from customlayers._compat import BACKEND, KERAS_VERSION
+from customlayers._compat import BACKEND, KERAS_VERSION, to_numpy
 from customlayers.testing import backends
 from customlayers.testing.numerics import Comparison, compare_arrays
 from customlayers.testing.tolerances import Tolerance, tolerance_for
@@ -60,7 +60,8 @@ class EquivalenceReport:
 
 
 def _policy_name(layer) -> str:
-    policy = getattr(layer, "dtype_policy", None)
+    from customlayers._compat import dtype_policy
+    policy = dtype_policy(layer)
     return getattr(policy, "name", None) or str(layer.dtype)
 
 
@@ -242,7 +243,7 @@ def _constrained(custom, reference, weight_map):
         for v in layer.weights:
             c = getattr(v, "constraint", None)
             value = v if c is None else c(v)
-            out.append(np.asarray(value).astype(np.float64))
+            out.append(to_numpy(value).astype(np.float64))
         return out
     a = (weight_map or _identity)(apply(custom))
     b = apply(reference)

@@ -95,14 +95,26 @@ def special_values(dtype: str, kinks=(), *, nonfinite: bool) -> list:
 
 
 def draw_array(data, shape, dtype: str, *, kinks=(), nonfinite=False,
-           label="input", scales=(1.0, 1e-3, 100.0), max_specials=8):
+               label="input", scales=(1.0, 1e-3, 100.0), max_specials=8,
+               must_include=()):
     """An array of ``shape`` and ``dtype``: normal noise times a drawn scale,
-    with drawn special values at drawn positions (see module docstring)."""
+    with drawn special values at drawn positions (see module docstring).
+    Each value of ``must_include`` is placed at least once (at a drawn
+    position), so exact zeros and kinks are never left to chance."""
     seed = data.draw(st.integers(0, 2 ** 32 - 1), label=f"{label}: seed")
     scale = data.draw(st.sampled_from(scales), label=f"{label}: scale")
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(shape) * scale
     size = int(np.prod(shape))
+    flat = x.reshape(-1)
+    if size and must_include:
+        # Every kink (and both zeros) appears at least once, at drawn places.
+        where = data.draw(
+            st.lists(st.integers(0, size - 1), min_size=len(must_include),
+                     max_size=len(must_include)),
+            label=f"{label}: positions of {list(must_include)}")
+        for i, v in zip(where, must_include):
+            flat[i] = v
     if size and max_specials:
         specials = data.draw(
             st.lists(
@@ -111,7 +123,6 @@ def draw_array(data, shape, dtype: str, *, kinks=(), nonfinite=False,
                               dtype, kinks, nonfinite=nonfinite))),
                 max_size=min(max_specials, size)),
             label=f"{label}: specials (flat index, value)")
-        flat = x.reshape(-1)
         for i, v in specials:
             flat[i] = v
     return x.astype(np_dtype(dtype))
@@ -172,16 +183,19 @@ def draw_relu_kwargs(data):
     """Constructor arguments for a ReLU pair, weighted toward the built-in's
     special paths: ``max_value == 6`` (relu6), ``threshold == 0``,
     leaky (``negative_slope`` with no max and no threshold)."""
+    # One_of picks a branch about uniformly: 6 (the built-in's relu6 fast
+    # path) gets two of five branches, threshold 0 three of five.
     max_value = data.draw(
-        st.one_of(st.none(), st.sampled_from(_NICE + (6,)),
+        st.one_of(st.none(), st.just(6), st.just(6.0), st.sampled_from(_NICE),
                   st.floats(0.0, 10.0, allow_nan=False, width=16)),
         label="ReLU max_value")
     negative_slope = data.draw(
-        st.one_of(st.sampled_from((0.0, 0.1, 0.2, 0.3, 1.0)),
+        st.one_of(st.just(0.0), st.sampled_from((0.1, 0.2, 0.3, 1.0)),
                   st.floats(0.0, 2.0, allow_nan=False, width=16)),
         label="ReLU negative_slope")
     threshold = data.draw(
-        st.one_of(st.sampled_from((0.0, 0.0, 0.5, 1.0)),
+        st.one_of(st.just(0.0), st.just(0.0), st.just(0.0),
+                  st.sampled_from((0.5, 1.0)),
                   st.floats(0.0, 4.0, allow_nan=False, width=16)),
         label="ReLU threshold")
     return dict(max_value=max_value, negative_slope=negative_slope,

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# GPU benchmark run, in one go, on the lent H100/H200 (Python 3.12, JAX, PyTorch,
+# no TensorFlow, no keras). Prepare first, here: bash benchmarks/prepare_gpu.sh
+# then run on the device with carry [".whl", ".whl-extra", ".bench-data"]:
+#   bash benchmarks/run_gpu.sh
+# It installs the carried keras wheels (the exact line from
+# ../shared/tools/device-wheels.sh), then runs the whole suite -- including the
+# GPU-only 8192x4096->4096 shape and mixed_float16 -- with KERAS_BACKEND=jax, then
+# torch, then tensorflow if TF is importable and sees a GPU, and prints the ratio
+# tables. Each backend gets a wall-clock budget (SIGINT at the end, so the
+# results measured so far are still saved). Results: $OUT (or out/gpu-bench):
+# storage/ (pytest-benchmark JSON, compare with `pytest-benchmark compare`),
+# ratios-<backend>.md, log-<backend>.txt.
+# Knobs (env): BENCH_JAX_S (default 270), BENCH_TORCH_S (170), BENCH_TF_S (200),
+# BENCH_ROUNDS (11), BENCH_ROUND_TIME (0.005), BENCH_GATE (0.95),
+# BENCH_ARGS (extra pytest args, shell-quoted, e.g. '-k "8192 or fit"'),
+# BENCH_BACKENDS (default "jax torch tensorflow"), BENCH_TORCH_COMPILE=1.
+# The model.fit epoch runs last in each backend (conftest moves it), so a budget
+# cut loses it first.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+out=${OUT:-$root/out/gpu-bench}
+mkdir -p "$out"
+
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD || exit
+# keras's other dependencies: install only those the device lacks.
+if [ -d .whl-extra ]; then
+  for mod_pkg in absl:absl_py rich:rich markdown_it:markdown_it_py mdurl:mdurl pygments:pygments h5py:h5py packaging:packaging ml_dtypes:ml_dtypes; do
+    mod=${mod_pkg%%:*}; pkg=${mod_pkg##*:}
+    if ! python3 -c "import $mod" 2>/dev/null; then
+      echo "installing carried $pkg"
+      python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl-extra/${pkg}-*.whl
+    fi
+  done
+fi
+
+export CUSTOMLAYERS_OFFLINE=1 CUSTOMLAYERS_CACHE=/tmp/customlayers-cache
+[ -f .bench-data/mnist.npz ] && export CUSTOMLAYERS_BENCH_MNIST=$root/.bench-data/mnist.npz
+export XLA_PYTHON_CLIENT_PREALLOCATE=false TF_CPP_MIN_LOG_LEVEL=2
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv | tee "$out/nvidia-smi.txt"
+
+extra=()
+[ "${BENCH_TORCH_COMPILE:-0}" = 1 ] && extra+=(--bench-torch-compile)
+eval "user_args=(${BENCH_ARGS:-})"  # shell-quoted, e.g. BENCH_ARGS='-k "8192 or fit"'
+status=0
+run_backend() {  # backend, seconds
+  local b=$1 secs=$2
+  echo "=== KERAS_BACKEND=$b (budget ${secs}s) ==="
+  KERAS_BACKEND=$b timeout -s INT -k 30 "$secs" python3 -m pytest benchmarks \
+    -p no:cacheprovider -q \
+    --benchmark-storage="file://$out/storage" --benchmark-save="gpu-$b" \
+    --benchmark-columns=median,iqr,rounds,iterations \
+    --bench-rounds "${BENCH_ROUNDS:-11}" --bench-round-time "${BENCH_ROUND_TIME:-0.005}" \
+    --ratio-gate "${BENCH_GATE:-0.95}" --ratio-table "$out/ratios-$b.md" \
+    "${extra[@]}" "${user_args[@]}" > "$out/log-$b.txt" 2>&1
+  local rc=$?
+  echo "exit status $rc ($b)"; [ $rc -ne 0 ] && status=$rc
+  sed -n "/customlayers throughput ratios/,\$p" "$out/log-$b.txt"
+}
+
+backends=" ${BENCH_BACKENDS:-jax torch tensorflow} "
+[[ $backends == *" jax "* ]] && run_backend jax "${BENCH_JAX_S:-270}"
+[[ $backends == *" torch "* ]] && run_backend torch "${BENCH_TORCH_S:-170}"
+if [[ $backends != *" tensorflow "* ]]; then
+  :
+elif python3 -c "import tensorflow as tf, sys; sys.exit(0 if tf.config.list_physical_devices('GPU') else 1)" 2>/dev/null; then
+  run_backend tensorflow "${BENCH_TF_S:-200}"
+else
+  echo "=== tensorflow: not importable or sees no GPU; skipped ==="
+fi
+echo "results in $out"
+exit $status

@@ -1,0 +1,7 @@
+"""``python -m customlayers``: the same as the ``customlayers`` command."""
+
+import sys
+
+from customlayers.cli import main
+
+sys.exit(main())

@@ -1,0 +1,90 @@
+"""The ``customlayers`` command line.
+
+- ``customlayers verify``: run the equivalence battery and print the table.
+- ``customlayers train``: train the custom model and its built-in twin on
+  MNIST side by side.
+- ``customlayers data mnist``: fetch MNIST into the cache and say where.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="customlayers",
+        description="Hand-written Keras layers and the proof that they "
+                    "match the built-ins.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    v = sub.add_parser("verify", help="run the equivalence battery")
+    v.add_argument("--profile", default="ci",
+                   choices=["ci", "dev", "thorough"],
+                   help="Hypothesis profile (default: ci)")
+    v.add_argument("--json", metavar="FILE", help="also write results here")
+    v.add_argument("--cases", nargs="+", metavar="PAIR",
+                   help="only these layer pairs (default: all declared)")
+    v.add_argument("--dtypes", nargs="+", metavar="POLICY",
+                   help="only these dtype policies")
+    v.add_argument("--modes", nargs="+", metavar="MODE",
+                   choices=["eager", "graph", "compiled"],
+                   help="only these execution modes")
+
+    t = sub.add_parser("train", help="train custom vs built-in on MNIST")
+    try:
+        from customlayers.training import add_train_arguments
+    except ImportError as exc:  # pragma: no cover - defensive
+        t.set_defaults(_train_error=str(exc))
+    else:
+        add_train_arguments(t)
+
+    d = sub.add_parser("data", help="fetch data sets into the cache")
+    d.add_argument("dataset", choices=["mnist"])
+    d.add_argument("--cache-dir", help="cache folder (default: "
+                   "$CUSTOMLAYERS_CACHE or ~/.cache/customlayers)")
+    d.add_argument("--path", help="an mnist.npz or a folder of IDX files "
+                   "to import instead of downloading")
+    return p
+
+
+def main(argv=None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = _parser().parse_args(argv)
+    if args.command == "verify":
+        from customlayers import verify
+        from customlayers.testing.strategies import POLICIES
+        bad = sorted(set(args.dtypes or ()) - set(POLICIES))
+        if bad:
+            print(f"unknown dtype policies {bad}; expected some of "
+                  f"{list(POLICIES)}", file=sys.stderr)
+            return 2
+        return verify.run(profile=args.profile, json_path=args.json,
+                          cases=args.cases, policies=args.dtypes,
+                          modes=args.modes)
+    if args.command == "train":
+        if getattr(args, "_train_error", None):
+            print(f"training is unavailable: {args._train_error}",
+                  file=sys.stderr)
+            return 2
+        from customlayers.training import run_train
+        return run_train(args)
+    if args.command == "data":
+        from customlayers import datasets
+        try:
+            path = datasets.prefetch_mnist(cache_dir=args.cache_dir,
+                                           path=args.path)
+        except (datasets.MNISTUnavailableError, datasets.DataIntegrityError,
+                OSError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print(f"MNIST is cached at {path}")
+        print(f"source: {datasets.describe_mnist_source()}")
+        return 0
+    return 2  # pragma: no cover
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""``customlayers verify``: the whole equivalence battery, as a report.
+
+Runs every generic property for every declared layer pair under a chosen
+Hypothesis profile, shows progress while it runs, then prints one row per
+(layer pair, check, dtype, mode): examples run, worst absolute and relative
+error, worst ULP distance, and the verdict (``bit-exact``, ``pass`` or
+``FAIL``). Every failure is followed by its minimal counterexample. The exit
+status is 1 if anything failed; ``--json FILE`` writes the same results for
+machines.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import traceback
+
+
+def _properties(cases, policies, modes):
+    """(label, case name, builder) for every property the battery runs."""
+    from customlayers.testing import properties as props
+    from customlayers.testing.backends import supported_modes
+
+    support = supported_modes()
+    for name, case in cases.items():
+        for policy in policies:
+            for mode in modes:
+                if support.get(mode):
+                    yield (f"equivalence {name} {policy} {mode}", name,
+                           None, support[mode])
+                    continue
+                yield (f"equivalence {name} {policy} {mode}", name,
+                       lambda rec, c=case, p=policy, m=mode:
+                       props.equivalence_property(c, p, m, rec), None)
+            yield (f"lazy build {name} {policy}", name,
+                   lambda rec, c=case, p=policy:
+                   props.lazy_build_property(c, p, rec), None)
+        for policy in ("float32", "mixed_float16"):
+            yield (f"config {name} {policy}", name,
+                   lambda rec, c=case, p=policy:
+                   props.config_property(c, p, rec), None)
+        for policy in ("float32", "mixed_bfloat16"):
+            yield (f".keras round trip {name} {policy}", name,
+                   lambda rec, c=case, p=policy:
+                   props.saving_property(c, p, rec), None)
+        yield (f"numeric gradient {name} float64", name,
+               lambda rec, c=case: props.numeric_gradient_property(c, rec),
+               None)
+        yield (f"validation {name}", name,
+               lambda rec, c=case: props.validation_property(c, rec), None)
+
+
+def _fmt(v: float) -> str:
+    if v == 0:
+        return "0"
+    if v == float("inf"):
+        return "inf"
+    return f"{v:.3g}"
+
+
+def run(profile="ci", json_path=None, cases=None, policies=None, modes=None,
+        out=sys.stdout) -> int:
+    """Run the battery; print progress and the table; return the exit code."""
+    import hypothesis
+    import keras
+
+    from customlayers._compat import BACKEND
+    from customlayers.testing import properties as props
+    from customlayers.testing.backends import MODES
+    from customlayers.testing.cases import CASES
+    from customlayers.testing.profiles import PROFILES, load_profile
+    from customlayers.testing.strategies import POLICIES
+
+    active = load_profile(profile)
+    selected = {k: v for k, v in CASES.items() if not cases or k in cases}
+    if cases and len(selected) != len(set(cases)):
+        unknown = sorted(set(cases) - set(CASES))
+        raise SystemExit(f"unknown layer pair(s) {unknown}; declared: "
+                         f"{sorted(CASES)}")
+    policies = policies or POLICIES
+    modes = modes or MODES
+    items = list(_properties(selected, policies, modes))
+    rec = props.Recorder()
+    failures, skipped = [], []
+    seed_note = ("derandomized: fixed seed" if PROFILES[profile].get(
+        "derandomize") else "random seed; failures print a reproduce blob")
+    print(f"customlayers verify: profile {profile} (max_examples="
+          f"{active.max_examples}, {seed_note}); keras {keras.__version__}, "
+          f"backend {BACKEND}, hypothesis {hypothesis.__version__}",
+          file=out)
+    t0 = time.time()
+    for i, (label, case_name, build, skip_reason) in enumerate(items, 1):
+        head = f"[{i:>3}/{len(items)}] {label:<48}"
+        if skip_reason:
+            skipped.append({"property": label, "reason": skip_reason})
+            print(f"{head} skipped: {skip_reason}", file=out, flush=True)
+            continue
+        print(f"{head} ...", end="", file=out, flush=True)
+        before = sum(props.EXAMPLES_RUN.values())
+        t = time.time()
+        try:
+            build(rec)()
+            status = "ok"
+        except BaseException as exc:  # noqa: BLE001 - report, don't crash
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            status = "FAIL"
+            notes = "\n".join(getattr(exc, "__notes__", []))
+            text = "".join(traceback.format_exception_only(type(exc), exc))
+            failures.append({"property": label, "case": case_name,
+                             "error": text.strip(), "counterexample": notes})
+        n = sum(props.EXAMPLES_RUN.values()) - before
+        print(f"\r{head} {status} ({n} examples, {time.time() - t:.1f}s)",
+              file=out, flush=True)
+    elapsed = time.time() - t0
+
+    rows = []
+    for (case, check, policy, mode), st in sorted(rec.stats.items()):
+        verdict = "FAIL" if st.failed else (
+            "bit-exact" if st.bit_exact else "pass")
+        rows.append(dict(pair=case, check=check, dtype=policy, mode=mode,
+                         examples=st.examples, max_abs=st.max_abs,
+                         max_rel=st.max_rel, max_ulp=st.max_ulp,
+                         result=verdict))
+    # A property that failed on its first example recorded nothing: add it.
+    for f in failures:
+        rows.append(dict(pair=f["case"], check=f["property"], dtype="-",
+                         mode="-", examples=0, max_abs=float("inf"),
+                         max_rel=float("inf"), max_ulp=float("inf"),
+                         result="FAIL"))
+    header = ("pair", "check", "dtype", "mode", "examples", "worst abs",
+              "worst rel", "worst ULP", "result")
+    table = [header] + [
+        (r["pair"], r["check"], r["dtype"], r["mode"], str(r["examples"]),
+         _fmt(r["max_abs"]), _fmt(r["max_rel"]), _fmt(r["max_ulp"]),
+         r["result"]) for r in rows]
+    widths = [max(len(row[j]) for row in table) for j in range(len(header))]
+    print("", file=out)
+    for j, row in enumerate(table):
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)), file=out)
+        if j == 0:
+            print("  ".join("-" * w for w in widths), file=out)
+    total = sum(props.EXAMPLES_RUN.values())
+    for f in failures:
+        print(f"\nFAILED {f['property']}\n{f['error']}\n{f['counterexample']}",
+              file=out)
+    print(f"\n{len(items) - len(failures) - len(skipped)} passed, "
+          f"{len(failures)} failed, {len(skipped)} skipped; {total} "
+          f"examples in {elapsed:.0f}s", file=out)
+    if json_path:
+        with open(json_path, "w") as fh:
+            json.dump({"profile": profile, "backend": BACKEND,
+                       "keras": keras.__version__, "seconds": elapsed,
+                       "examples": total, "rows": rows,
+                       "failures": failures, "skipped": skipped}, fh,
+                      indent=2, default=str)
+        print(f"results written to {json_path}", file=out)
+    return 1 if failures else 0
