@@ -142,6 +142,14 @@ def run(profile="ci", json_path=None, cases=None, policies=None, modes=None,
         if j == 0:
             print("  ".join("-" * w for w in widths), file=out)
     total = sum(props.EXAMPLES_RUN.values())
+    notes = [(name, d) for name, c in selected.items()
+             for d in c.known_differences]
+    if notes:
+        print("\nDeclared known differences (relaxed only where they apply; "
+              "a 'pass' above instead of 'bit-exact' is one of these):",
+              file=out)
+        for name, d in notes:
+            print(f"- {name}, {d.what}: {d.why}", file=out)
     for f in failures:
         print(f"\nFAILED {f['property']}\n{f['error']}\n{f['counterexample']}",
               file=out)
@@ -153,6 +161,9 @@ def run(profile="ci", json_path=None, cases=None, policies=None, modes=None,
             json.dump({"profile": profile, "backend": BACKEND,
                        "keras": keras.__version__, "seconds": elapsed,
                        "examples": total, "rows": rows,
+                       "known_differences": [
+                           {"pair": n, "what": d.what, "why": d.why}
+                           for n, d in notes],
                        "failures": failures, "skipped": skipped}, fh,
                       indent=2, default=str)
         print(f"results written to {json_path}", file=out)

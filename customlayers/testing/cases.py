@@ -81,6 +81,11 @@ class LayerCase:
         return not any(d.what == "signed_zeros" and d.applies(policy, mode)
                        for d in self.known_differences)
 
+    def flush_subnormals(self, policy: str, mode: str) -> bool:
+        """Whether subnormals compare as zero for this policy and mode."""
+        return any(d.what == "subnormals" and d.applies(policy, mode)
+                   for d in self.known_differences)
+
     def tolerance(self, policy: str):
         """``None`` (bit-exact) or the per-dtype tolerance to use."""
         from customlayers.testing.tolerances import tolerance_for
@@ -140,6 +145,21 @@ _RELU_SIGN_OF_ZERO = KnownDifference(
         "graph mode.",
 )
 
+_RELU_SUBNORMAL_GRADIENTS = KnownDifference(
+    what="subnormals",
+    applies=lambda policy, mode: mode in ("eager", "graph"),
+    why="TensorFlow's non-XLA ReluGrad multiplies the upstream gradient by "
+        "the mask, and TensorFlow runs its CPU kernels with flush-to-zero "
+        "on its worker threads but not always on the calling thread, so "
+        "whether a subnormal upstream gradient survives the built-in "
+        "depends on which thread ran the kernel (seen both ways in one "
+        "process). customlayers.ReLU's gradient is a select and passes it "
+        "through unchanged, as XLA does. In eager and graph mode subnormals "
+        "(|v| < the smallest normal) therefore compare as zero; everything "
+        "else is compared bit for bit, and 'compiled' compares subnormals "
+        "too.",
+)
+
 RELU = LayerCase(
     name="ReLU",
     custom=customlayers.ReLU,
@@ -159,7 +179,7 @@ RELU = LayerCase(
         ({"max_value": float("nan")}, "max_value", float("nan")),
     ),
     has_weights=False,
-    known_differences=(_RELU_SIGN_OF_ZERO,),
+    known_differences=(_RELU_SIGN_OF_ZERO, _RELU_SUBNORMAL_GRADIENTS),
 )
 
 #: Every declared pair. Generic properties loop over these.

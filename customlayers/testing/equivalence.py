@@ -150,6 +150,7 @@ def assert_equivalent(custom, reference, inputs, *, mode: str = "eager",
                       exact: bool = False,
                       tolerance: Tolerance | None = None,
                       signed_zeros: bool = True,
+                      flush_subnormals: bool = False,
                       seed: int = 0) -> EquivalenceReport:
     """Assert that ``custom`` computes the same function as ``reference``.
 
@@ -172,6 +173,8 @@ def assert_equivalent(custom, reference, inputs, *, mode: str = "eager",
         tolerance: Overrides the per-dtype entry of
             :data:`customlayers.testing.tolerances.TOLERANCES`.
         signed_zeros: Whether ``-0.0`` vs ``+0.0`` counts as a difference.
+        flush_subnormals: Compare subnormal values as zero (see
+            :func:`customlayers.testing.numerics.compare_arrays`).
         seed: Seed for the default ``upstream``.
 
     Returns:
@@ -201,7 +204,8 @@ def assert_equivalent(custom, reference, inputs, *, mode: str = "eager",
 
     def add(check, a, b, tol=tolerance, zeros=signed_zeros):
         comparisons.append(compare_arrays(check, a, b, tolerance=tol,
-                                          signed_zeros=zeros))
+                                          signed_zeros=zeros,
+                                          flush_subnormals=flush_subnormals))
 
     add("output", got.output, want.output)
     add("grad[input]", got.input_grad, want.input_grad)

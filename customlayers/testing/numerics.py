@@ -40,7 +40,7 @@ def ulp_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if a.dtype != b.dtype:
         raise TypeError(f"ulp_distance needs one dtype; got {a.dtype} and "
                         f"{b.dtype}")
-    if a.dtype.kind != "f" and a.dtype.name != "bfloat16":
+    if not _is_float(a.dtype):
         return np.where(a == b, 0.0, np.inf)
     d = np.abs(_ordered_ints(a) - _ordered_ints(b)).astype(np.float64)
     nan_a, nan_b = np.isnan(a), np.isnan(b)
@@ -91,9 +91,22 @@ def _as_float(v) -> float:
     return float(np.asarray(v).astype(np.float64))
 
 
+def _is_float(dtype) -> bool:
+    return dtype.kind == "f" or dtype.name == "bfloat16"
+
+
+def _flush(x: np.ndarray) -> np.ndarray:
+    """Subnormals to zero (keeping the sign), as a flush-to-zero CPU does."""
+    info = np.finfo(x.dtype) if x.dtype.name != "bfloat16" else None
+    tiny = float(info.tiny) if info is not None else 2.0 ** -126
+    small = np.abs(x.astype(np.float64)) < tiny
+    return np.where(small, (x * 0).astype(x.dtype), x)
+
+
 def compare_arrays(check: str, custom, reference, *,
                    tolerance: Tolerance | None,
-                   signed_zeros: bool = True) -> Comparison:
+                   signed_zeros: bool = True,
+                   flush_subnormals: bool = False) -> Comparison:
     """Compare ``custom`` with ``reference`` element by element.
 
     Args:
@@ -103,6 +116,8 @@ def compare_arrays(check: str, custom, reference, *,
         tolerance: ``None`` demands bit-exact equality (NaN payloads aside);
             otherwise ``|a - b| <= atol + rtol * |b|``.
         signed_zeros: Whether ``-0.0`` vs ``+0.0`` counts as a difference.
+        flush_subnormals: Treat subnormal values as zero on both sides (for
+            kernels whose flush-to-zero state depends on the thread).
 
     Returns:
         A :class:`Comparison`; its ``passed`` says whether it is within
@@ -110,6 +125,8 @@ def compare_arrays(check: str, custom, reference, *,
     """
     a = np.asarray(custom)
     b = np.asarray(reference)
+    if flush_subnormals and a.dtype == b.dtype and _is_float(a.dtype):
+        a, b = _flush(a), _flush(b)
     base = dict(check=check, shape=tuple(b.shape), dtype=dtype_name(b),
                 n_total=int(b.size))
     if a.shape != b.shape:

@@ -147,7 +147,8 @@ def equivalence_property(case, policy, mode, recorder=_NULL):
             custom, reference, x, mode=mode, upstream=upstream,
             weights=weights, weight_map=case.weight_map, exact=exact,
             tolerance=None if exact else case.tolerance(policy),
-            signed_zeros=case.signed_zeros(policy, mode))
+            signed_zeros=case.signed_zeros(policy, mode),
+            flush_subnormals=case.flush_subnormals(policy, mode))
         recorder.record(case.name, policy, mode, report.comparisons,
                         "equivalence")
 
