@@ -361,6 +361,34 @@ def to_numpy(t) -> np.ndarray:
     return np.asarray(t)
 
 
+def float64_unavailable(needs_matmul: bool = True) -> str | None:
+    """Why this backend cannot compute a float64 layer in float64 (``None``
+    if it can); checked at run time, not by version number.
+
+    - JAX computes float64 in float32 unless x64 mode is on.
+    - Keras 3.15.1's torch backend: ``ops.matmul`` of two float64 tensors
+      returns float32 (its ``result_type('float64', 'float64')`` is float32
+      there), so a float64 Dense -- ``keras.layers.Dense`` too -- rounds its
+      output to float32. Elementwise ops keep float64.
+    """
+    if BACKEND == "jax":
+        import jax
+        if not jax.config.jax_enable_x64:
+            return ("JAX computes float64 in float32 unless x64 mode is on "
+                    "(JAX_ENABLE_X64=1); a float64 central difference "
+                    "needs real float64")
+    if needs_matmul and KERAS_MAJOR >= 3:
+        a = ops.ones((1, 1), dtype="float64")
+        got = to_numpy(ops.matmul(a, a)).dtype
+        if got != np.float64:
+            return (f"keras {KERAS_VERSION} on {BACKEND}: ops.matmul of two "
+                    f"float64 tensors returns {got}, so a float64 Dense "
+                    "(keras.layers.Dense too) rounds its output to "
+                    f"{got}; a float64 central difference needs real "
+                    "float64")
+    return None
+
+
 def variable_name(v) -> str:
     """A variable's own name (``kernel``), without Keras 2's layer scope and
     ``:0`` suffix (``dense_3/kernel:0``)."""

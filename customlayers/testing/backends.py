@@ -141,10 +141,9 @@ def _jax_forward_backward(layer, x, upstream, mode):
     import jax
     import jax.numpy as jnp
 
-    weights = list(layer.trainable_variables)
-    from keras import StatelessScope  # noqa: F401 (Keras 3 only)
     import keras
 
+    weights = list(layer.trainable_variables)
     non_trainable = [(v, v.value) for v in layer.non_trainable_variables]
 
     def fn(x, g, values):
@@ -164,9 +163,16 @@ def _jax_forward_backward(layer, x, upstream, mode):
 
     if mode == "compiled":
         fn = jax.jit(fn)
+    values = [v.value for v in weights]
     xt = jnp.asarray(x)
     gt = None if upstream is None else jnp.asarray(upstream)
-    y, gx, gws = fn(xt, gt, [v.value for v in weights])
+    if gt is not None:
+        # The cotangent must have the output's dtype. A layer that returns
+        # the wrong dtype is then reported by the output comparison (an
+        # AssertionError naming both dtypes), not by a VJP type error.
+        out_dtype = jax.eval_shape(lambda x: fn(x, None, values)[0], xt).dtype
+        gt = gt.astype(out_dtype)
+    y, gx, gws = fn(xt, gt, values)
     losses = []
     if mode == "eager":
         layer(xt)  # a plain call, to read the layer's losses as TF does
@@ -201,9 +207,10 @@ def _torch_forward_backward(layer, x, upstream, mode):
     grads = []
     if upstream is not None:
         params = [w.value for w in weights]
-        grads = torch.autograd.grad(
-            y, [xt] + params, grad_outputs=_torch_tensor(upstream),
-            allow_unused=True)
+        # The cotangent in the output's dtype (see the JAX path).
+        g = _torch_tensor(upstream).to(y.dtype)
+        grads = torch.autograd.grad(y, [xt] + params, grad_outputs=g,
+                                    allow_unused=True)
         grads = [torch.zeros_like(p) if g is None else g
                  for g, p in zip(grads, [xt] + params)]
     losses = [float(_to_numpy(v)) for v in layer.losses]

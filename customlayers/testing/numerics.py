@@ -100,7 +100,7 @@ def _flush(x: np.ndarray) -> np.ndarray:
     info = np.finfo(x.dtype) if x.dtype.name != "bfloat16" else None
     tiny = float(info.tiny) if info is not None else 2.0 ** -126
     small = np.abs(x.astype(np.float64)) < tiny
-    return np.where(small, (x * 0).astype(x.dtype), x)
+    return np.where(small, np.copysign(np.zeros_like(x), x), x)
 
 
 def compare_arrays(check: str, custom, reference, *,
@@ -148,7 +148,7 @@ def compare_arrays(check: str, custom, reference, *,
     finite = np.isfinite(a64) & np.isfinite(b64)
     with np.errstate(invalid="ignore", over="ignore"):  # inf - inf
         abs_err = np.where(finite, np.abs(a64 - b64), 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         rel_err = np.where(finite & (abs_err > 0),
                            abs_err / np.maximum(np.abs(b64), np.finfo(
                                np.float64).tiny), 0.0)

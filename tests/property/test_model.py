@@ -10,12 +10,20 @@ from hypothesis import strategies as st
 import customlayers
 from customlayers._compat import keras, to_numpy
 from customlayers.testing import CASES, assert_equivalent
+from customlayers.testing.backends import supported_modes
 from customlayers.testing.strategies import draw_array
+
+
+def _mode_param(mode):
+    reason = supported_modes()[mode]
+    marks = [pytest.mark.skip(reason=reason)] if reason else []
+    return pytest.param(mode, marks=marks, id=mode)
 
 
 @settings(max_examples=10)
 @given(data=st.data())
-@pytest.mark.parametrize("mode", ["eager", "compiled"])
+@pytest.mark.parametrize("mode", [_mode_param(m) for m in ("eager",
+                                                           "compiled")])
 def test_model_matches_its_builtin_twin(mode, data):
     hidden = data.draw(st.integers(1, 32), label="hidden_units")
     classes = data.draw(st.integers(1, 12), label="num_classes")
