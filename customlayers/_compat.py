@@ -99,6 +99,15 @@ class _Keras2Ops:
         return self._tf.fill(self._tf.shape(x),
                              self._tf.cast(fill_value, dtype))
 
+    def swapaxes(self, x, axis1, axis2):
+        x = self._tf.convert_to_tensor(x)
+        perm = list(range(x.shape.rank))
+        perm[axis1], perm[axis2] = perm[axis2], perm[axis1]
+        return self._tf.transpose(x, perm)
+
+    def ones(self, shape, dtype=None):
+        return self._tf.ones(shape, dtype=dtype or keras.backend.floatx())
+
     def sum(self, x, axis=None, keepdims=False):
         return self._tf.reduce_sum(x, axis=axis, keepdims=keepdims)
 
@@ -296,9 +305,20 @@ else:
     #: ``tf.math.maximum(x, 0)``.
     relu_kernel = _select_gradient(_max0, _positive)
 
+    def _relu6_values(x):
+        # XLA up to TF 2.20 lowers Relu6 to a clamp that gives +0.0 for
+        # -0.0 and a number for NaN; so does its float32 max/min, but its
+        # bfloat16 max/min keep -0.0 and NaN. Computing bfloat16 in float32
+        # (exact: max and min only pick a value) matches the built-in in
+        # eager, graph and XLA on every TF version of the matrix.
+        if x.dtype == "bfloat16":
+            wide = ops.cast(x, "float32")
+            return ops.cast(_min6(_max0(wide)), x.dtype)
+        return _min6(_max0(x))
+
     #: ``min(max(x, 0), 6)`` with TensorFlow's Relu6 gradient: ``g`` only
     #: strictly inside (0, 6), so 0 at both kinks.
-    relu6_kernel = _select_gradient(lambda x: _min6(_max0(x)), _inside_0_6)
+    relu6_kernel = _select_gradient(_relu6_values, _inside_0_6)
 
     def leaky_relu_kernel(x, negative_slope):
         """``x if x > 0 else negative_slope * x`` as TensorFlow's LeakyRelu,
@@ -344,6 +364,45 @@ def relu_argument(value):
 
 # -- helpers for the harness -----------------------------------------------
 
+def input_tensor(a):
+    """A NumPy array to feed a layer. TensorFlow 2.12 predates ml_dtypes and
+    cannot convert an ml_dtypes bfloat16 array ("Unsupported numpy type"),
+    so on TensorFlow bfloat16 goes through float32 (exact) and a cast.
+    Anything else is returned unchanged."""
+    if BACKEND == "tensorflow" and getattr(a, "dtype", None) is not None \
+            and isinstance(a, np.ndarray) and a.dtype.name == "bfloat16":
+        import tensorflow as tf
+        return tf.cast(tf.constant(a.astype(np.float32)), tf.bfloat16)
+    return a
+
+
+def save_model(model, path: str) -> None:
+    """Save to a ``.keras`` file. Keras 2.12 writes HDF5 for any path unless
+    asked for ``save_format="keras_v3"`` (2.13+ pick it from the suffix)."""
+    if KERAS_MAJOR < 3:  # pragma: no cover
+        model.save(path, save_format="keras_v3")
+    else:
+        model.save(path)
+
+
+def keras_file_unsupported(layer) -> str | None:
+    """Why a ``.keras`` round trip of ``layer`` cannot work on this Keras
+    (``None`` if it can). Keras 2.12's ``keras_v3`` format writes a NumPy
+    scalar in a config as ``{'class_name': '__numpy__', ...}`` and does not
+    read it back, and Keras 2's ReLU keeps its arguments as float32 NumPy
+    scalars: ``keras.layers.ReLU`` itself fails to load there."""
+    if KERAS_MAJOR < 3 and KERAS_VERSION.startswith("2.12."):  # pragma: no cover
+        numpy_keys = sorted(k for k, v in layer.get_config().items()
+                            if isinstance(v, (np.ndarray, np.generic)))
+        if numpy_keys:
+            return (f"keras {KERAS_VERSION}: the keras_v3 (.keras) format "
+                    f"cannot load back the NumPy scalars in "
+                    f"{type(layer).__name__}'s config {numpy_keys} (it "
+                    "writes them as '__numpy__' dicts); the built-in "
+                    "fails the same way")
+    return None
+
+
 def to_numpy(t) -> np.ndarray:
     """A backend tensor (or variable) as a NumPy array of the same dtype:
     torch tensors are detached first, and bfloat16 stays bfloat16."""
@@ -356,9 +415,48 @@ def to_numpy(t) -> np.ndarray:
                 import ml_dtypes
                 return value.float().numpy().astype(ml_dtypes.bfloat16)
             return value.numpy()
+    if BACKEND == "tensorflow" and getattr(t, "dtype", None) is not None \
+            and not isinstance(t, np.ndarray) and str(getattr(
+                t.dtype, "name", t.dtype)) == "bfloat16":
+        # TF 2.12's .numpy() gives its own bfloat16 type, not ml_dtypes'.
+        import ml_dtypes
+        import tensorflow as tf
+        wide = tf.cast(tf.convert_to_tensor(t), tf.float32).numpy()
+        return wide.astype(ml_dtypes.bfloat16)
     if hasattr(t, "numpy"):
         return np.asarray(t.numpy())
     return np.asarray(t)
+
+
+def apply_constraint(constraint, variable):
+    """``constraint(variable)``. Keras 2's built-in constraints compute in
+    ``floatx()`` (``NonNeg``: ``w * cast(w >= 0, floatx())``) and fail on a
+    float16/bfloat16/float64 variable -- the built-in layer's too; the
+    variable is then constrained in float32 and cast back, which is what the
+    constraint means."""
+    if KERAS_MAJOR < 3:  # pragma: no cover
+        import tensorflow as tf
+        floatx = keras.backend.floatx()
+        if variable.dtype.base_dtype != floatx:
+            value = tf.cast(tf.convert_to_tensor(variable), floatx)
+            return tf.cast(constraint(value), variable.dtype.base_dtype)
+    return constraint(variable)
+
+
+def dense_config_extras(layer) -> dict:
+    """Keys Keras's own Dense puts in its config beyond the constructor
+    arguments Keras 3 lists: Keras 2's Dense also lists
+    ``activity_regularizer``."""
+    if KERAS_MAJOR < 3:  # pragma: no cover
+        return {"activity_regularizer": keras.regularizers.serialize(
+            layer.activity_regularizer)}
+    return {}
+
+
+#: Values of ``units`` that Keras 2's Dense accepts (``int(units)``, then
+#: only ``< 0`` is refused) while Keras 3's refuses them; customlayers.Dense
+#: refuses them everywhere.
+DENSE_UNITS_ONLY_KERAS2_ACCEPTS = (0, 2.5, "8") if KERAS_MAJOR < 3 else ()
 
 
 def float64_unavailable(needs_matmul: bool = True) -> str | None:

@@ -104,6 +104,7 @@ class Dense(keras.layers.Layer):
                     self.kernel_constraint),
                 "bias_constraint": keras.constraints.serialize(
                     self.bias_constraint),
+                **_compat.dense_config_extras(self),
             }
         )
         return config

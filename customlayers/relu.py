@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import numbers
 
+import numpy as np
+
 from customlayers import _compat
 from customlayers._compat import keras, ops
 
 
 def _check_non_negative(name: str, value, allow_none: bool) -> None:
+    if isinstance(value, np.ndarray) and value.shape == ():
+        value = value.item()  # Keras 2 configs carry float32 0-d arrays
     if value is None:
         if allow_none:
             return

@@ -13,6 +13,7 @@ import dataclasses
 from typing import Callable, Mapping
 
 import customlayers
+from customlayers import _compat
 from customlayers._compat import keras
 from customlayers.testing import strategies as cst
 from customlayers.testing.tolerances import Tolerance
@@ -126,8 +127,11 @@ DENSE = LayerCase(
     kinks=lambda kwargs: (0.0,),
     smooth_kwargs=_dense_smooth,
     invalid_kwargs=tuple(
-        ({"units": u}, "units", u) for u in (0, -1, -64, 2.5, None, "8")),
-    stricter_kwargs=(({"units": True}, "units", True),),
+        ({"units": u}, "units", u) for u in (0, -1, -64, 2.5, None, "8")
+        if u not in _compat.DENSE_UNITS_ONLY_KERAS2_ACCEPTS),
+    stricter_kwargs=(({"units": True}, "units", True),) + tuple(
+        ({"units": u}, "units", u)
+        for u in _compat.DENSE_UNITS_ONLY_KERAS2_ACCEPTS),
     has_weights=True,
 )
 

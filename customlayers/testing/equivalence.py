@@ -26,7 +26,8 @@ import tempfile
 
 import numpy as np
 
-from customlayers._compat import BACKEND, KERAS_VERSION, to_numpy
+from customlayers._compat import (BACKEND, KERAS_VERSION, apply_constraint,
+                                  input_tensor, to_numpy)
 from customlayers.testing import backends
 from customlayers.testing.numerics import Comparison, compare_arrays
 from customlayers.testing.tolerances import Tolerance, tolerance_for
@@ -129,8 +130,8 @@ def build_pair(custom, reference, x: np.ndarray, *, weights=None,
     """Build both layers on ``x`` (by calling them), optionally set the custom
     layer's weights, then copy them into the reference through
     ``weight_map`` (default: in order)."""
-    custom(x)
-    reference(x)
+    custom(input_tensor(x))
+    reference(input_tensor(x))
     if weights is not None:
         custom.set_weights(weights)
     mapped = (weight_map or _identity)(custom.get_weights())
@@ -246,7 +247,7 @@ def _constrained(custom, reference, weight_map):
         out = []
         for v in layer.weights:
             c = getattr(v, "constraint", None)
-            value = v if c is None else c(v)
+            value = v if c is None else apply_constraint(c, v)
             out.append(to_numpy(value).astype(np.float64))
         return out
     a = (weight_map or _identity)(apply(custom))

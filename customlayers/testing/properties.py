@@ -190,7 +190,7 @@ def lazy_build_property(case, policy, recorder=_NULL):
             shape = cst.draw_shape(data, last_dim=last, max_size=512,
                                    label=f"call {i} shape")
             x = np.ones(shape, cst.input_dtype(policy))
-            y = to_numpy(layer(x))
+            y = to_numpy(layer(_compat.input_tensor(x)))
             want = tuple(reference.compute_output_shape(shape))
             assert y.shape == want, (
                 f"call {i}: output shape {y.shape}, expected {want}")
@@ -203,7 +203,8 @@ def lazy_build_property(case, policy, recorder=_NULL):
             return
         wrong = data.draw(st.integers(1, 65).filter(lambda d: d != last),
                           label="changed last dimension")
-        bad = np.ones((2, wrong), cst.input_dtype(policy))
+        bad = _compat.input_tensor(
+            np.ones((2, wrong), cst.input_dtype(policy)))
         try:
             layer(bad)
         except Exception as exc:  # noqa: BLE001 - any other type is a bug
@@ -267,6 +268,7 @@ def config_property(case, policy, recorder=_NULL):
         shape = case.draw_input_shape(data, kwargs)
         x = cst.draw_array(data, shape, cst.input_dtype(policy),
                            label="input", max_specials=0)
+        x = _compat.input_tensor(x)
         layer(x)
         clone(x)
         clone.set_weights(layer.get_weights())
@@ -295,7 +297,7 @@ def saving_property(case, policy, recorder=_NULL):
         before = to_numpy(model(x))
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "model.keras")
-            model.save(path)
+            _compat.save_model(model, path)
             loaded = keras.models.load_model(path)
         inner = loaded.layers[-1]
         assert type(inner) is type(layer), (

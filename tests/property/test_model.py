@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import customlayers
+from customlayers import _compat
 from customlayers._compat import keras, to_numpy
 from customlayers.testing import CASES, assert_equivalent
 from customlayers.testing.backends import supported_modes
@@ -53,7 +54,7 @@ def test_model_saves_and_loads_with_identical_outputs(tmp_path):
     x = np.random.default_rng(0).standard_normal((4, 784)).astype("float32")
     before = to_numpy(model(x))
     path = os.fspath(tmp_path / "model.keras")
-    model.save(path)
+    _compat.save_model(model, path)
     loaded = keras.models.load_model(path)
     assert type(loaded) is customlayers.MyModel
     assert (loaded.num_classes, loaded.hidden_units) == (7, 5)
