@@ -72,6 +72,17 @@ def _to_numpy(t) -> np.ndarray:
     return to_numpy(t)
 
 
+def _result(y, input_grad, weight_grads, weights, losses):
+    """A :class:`ForwardBackward` of NumPy arrays, whatever the backend."""
+    return ForwardBackward(
+        output=_to_numpy(y),
+        input_grad=None if input_grad is None else _to_numpy(input_grad),
+        weight_grads=[_to_numpy(g) for g in weight_grads],
+        weight_names=[_weight_name(w) for w in weights],
+        losses=losses,
+    )
+
+
 def forward_backward(layer, x: np.ndarray, upstream: np.ndarray | None,
                      mode: str = "eager") -> ForwardBackward:
     """Run ``layer`` on ``x`` and differentiate ``sum(output * upstream)``.
@@ -128,13 +139,8 @@ def _tf_forward_backward(layer, x, upstream, mode):
     # Losses made inside a tf.function are graph tensors: read them eagerly.
     losses = ([float(_to_numpy(v)) for v in layer.losses]
               if mode == "eager" else [])
-    return ForwardBackward(
-        output=_to_numpy(y),
-        input_grad=_to_numpy(grads[0]) if grads else None,
-        weight_grads=[_to_numpy(g) for g in grads[1:]],
-        weight_names=[_weight_name(w) for w in weights],
-        losses=losses,
-    )
+    return _result(y, grads[0] if grads else None, grads[1:], weights,
+                   losses)
 
 
 def _jax_forward_backward(layer, x, upstream, mode):
@@ -177,13 +183,7 @@ def _jax_forward_backward(layer, x, upstream, mode):
     if mode == "eager":
         layer(xt)  # a plain call, to read the layer's losses as TF does
         losses = [float(_to_numpy(v)) for v in layer.losses]
-    return ForwardBackward(
-        output=_to_numpy(y),
-        input_grad=None if gx is None else _to_numpy(gx),
-        weight_grads=[_to_numpy(g) for g in gws],
-        weight_names=[_weight_name(w) for w in weights],
-        losses=losses,
-    )
+    return _result(y, gx, gws, weights, losses)
 
 
 def _torch_tensor(a):
@@ -214,10 +214,5 @@ def _torch_forward_backward(layer, x, upstream, mode):
         grads = [torch.zeros_like(p) if g is None else g
                  for g, p in zip(grads, [xt] + params)]
     losses = [float(_to_numpy(v)) for v in layer.losses]
-    return ForwardBackward(
-        output=_to_numpy(y),
-        input_grad=_to_numpy(grads[0]) if grads else None,
-        weight_grads=[_to_numpy(g) for g in grads[1:]],
-        weight_names=[_weight_name(w) for w in weights],
-        losses=losses,
-    )
+    return _result(y, grads[0] if grads else None, grads[1:], weights,
+                   losses)
