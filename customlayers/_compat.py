@@ -137,6 +137,20 @@ else:
     BACKEND = keras.backend.backend()
 
 
+def add_sum_variable(metric, name: str):
+    """A scalar, zero-initialised, sum-aggregated variable of ``metric``.
+    Keras 3: ``add_variable(aggregation="sum")`` (its ``add_weight`` takes
+    no aggregation). Keras 2: ``add_weight`` with
+    ``tf.VariableAggregation.SUM`` (the string ``"sum"`` raises "Invalid
+    variable aggregation mode", and ``add_variable`` is deprecated)."""
+    if KERAS_MAJOR < 3:  # pragma: no cover
+        import tensorflow as tf
+        return metric.add_weight(name=name, shape=(), initializer="zeros",
+                                 aggregation=tf.VariableAggregation.SUM)
+    return metric.add_variable(shape=(), initializer="zeros",
+                               aggregation="sum", name=name)
+
+
 def register_serializable(package: str = "customlayers"):
     """Register a class so that saved models can load it by name."""
     if KERAS_MAJOR < 3:  # pragma: no cover
@@ -376,13 +390,101 @@ def input_tensor(a):
     return a
 
 
-def save_model(model, path: str) -> None:
-    """Save to a ``.keras`` file. Keras 2.12 writes HDF5 for any path unless
-    asked for ``save_format="keras_v3"`` (2.13+ pick it from the suffix)."""
+#: The formats a model can be saved in: Keras 3's ``.keras`` zip (Keras
+#: 2.12+ as ``keras_v3``), HDF5, and TensorFlow's SavedModel.
+SAVE_FORMATS = ("keras", "h5", "savedmodel")
+
+
+def save_path(directory: str, fmt: str) -> str:
+    """Where a model saved in ``fmt`` goes inside ``directory``."""
+    names = {"keras": "model.keras", "h5": "model.h5",
+             "savedmodel": "model_savedmodel"}
+    if fmt not in names:
+        raise ValueError(f"unknown save format {fmt!r}; expected one of "
+                         f"{SAVE_FORMATS}")
+    return os.path.join(directory, names[fmt])
+
+
+def save_format_unsupported(fmt: str, model=None, layer=None) -> str | None:
+    """Why ``model`` (or a Sequential model holding ``layer``) cannot make a
+    round trip through ``fmt`` on this Keras and backend; ``None`` if it can.
+
+    - ``keras``: everywhere, except Keras 2.12 with NumPy scalars in the
+      config (see :func:`keras_file_unsupported`).
+    - ``h5``: Sequential and functional models only (Keras 2 and 3 refuse a
+      subclassed model: its ``call`` is Python code). Keras 3 writes it
+      through its legacy HDF5 code on every backend.
+    - ``savedmodel``: TensorFlow only. Keras 2 saves and reloads the model
+      itself (``save_format="tf"``); Keras 3 exports an inference artifact
+      (``model.export``) that ``tf.saved_model.load`` serves.
+    """
+    if fmt not in SAVE_FORMATS:
+        raise ValueError(f"unknown save format {fmt!r}; expected one of "
+                         f"{SAVE_FORMATS}")
+    if fmt == "keras":
+        layers = [layer] if layer is not None else []
+        if model is not None:
+            layers += list(model._flatten_layers(include_self=False)) \
+                if hasattr(model, "_flatten_layers") else list(model.layers)
+        reasons = [keras_file_unsupported(x) for x in layers]
+        return next((r for r in reasons if r), None)
+    if fmt == "h5":
+        if model is not None and not isinstance(model, keras.Sequential) \
+                and not getattr(model, "_is_graph_network", False):
+            return (f"HDF5 cannot round-trip the subclassed "
+                    f"{type(model).__name__}: Keras 2 refuses to save it "
+                    "(NotImplementedError); Keras 3's legacy HDF5 code saves "
+                    "it but cannot load it back ('Unknown layer', and with "
+                    "custom_objects 'Layer count mismatch'; seen on 3.15.1)")
+        return None
+    if BACKEND != "tensorflow":
+        return (f"SavedModel is TensorFlow's format; this run uses the "
+                f"{BACKEND} backend")
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:  # pragma: no cover
+        return "SavedModel needs TensorFlow, which is not installed"
+    return None
+
+
+def save_model(model, path: str, fmt: str = "keras") -> None:
+    """Save ``model`` to ``path`` in ``fmt`` (see :data:`SAVE_FORMATS`).
+    Keras 2.12 writes HDF5 for any path unless asked for
+    ``save_format="keras_v3"`` (2.13+ pick it from the suffix)."""
+    if fmt == "savedmodel":
+        if KERAS_MAJOR < 3:  # pragma: no cover
+            model.save(path, save_format="tf")
+        else:
+            model.export(path, verbose=False)
+        return
+    if fmt == "h5":
+        if KERAS_MAJOR < 3:  # pragma: no cover
+            model.save(path, save_format="h5")
+        else:
+            model.save(path)  # Keras 3 picks legacy HDF5 from the suffix
+        return
     if KERAS_MAJOR < 3:  # pragma: no cover
         model.save(path, save_format="keras_v3")
     else:
         model.save(path)
+
+
+def load_model(path: str, fmt: str = "keras"):
+    """Load what :func:`save_model` wrote. Returns the Keras model, except
+    for a Keras 3 SavedModel export, which only serves: then a callable
+    ``f(x) -> outputs`` (its ``serve`` endpoint)."""
+    if fmt == "savedmodel" and KERAS_MAJOR >= 3:
+        import tensorflow as tf
+        restored = tf.saved_model.load(path)
+
+        def serve(x):
+            # Holding ``restored`` here keeps its variables alive: the bare
+            # ``restored.serve`` fails once the object is collected.
+            return restored.serve(x)
+
+        serve.restored = restored
+        return serve
+    return keras.models.load_model(path)
 
 
 def keras_file_unsupported(layer) -> str | None:

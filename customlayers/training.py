@@ -142,10 +142,8 @@ class BatchLoss(keras.metrics.Metric):
         self.loss_fn = loss_fn or (
             lambda y, logits: keras.losses.sparse_categorical_crossentropy(
                 y, logits, from_logits=True))
-        self.batch_sum = self.add_variable(shape=(), initializer="zeros",
-                                           aggregation="sum", name="sum")
-        self.batch_count = self.add_variable(shape=(), initializer="zeros",
-                                             aggregation="sum", name="count")
+        self.batch_sum = _compat.add_sum_variable(self, "sum")
+        self.batch_count = _compat.add_sum_variable(self, "count")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         if sample_weight is not None:

@@ -19,6 +19,7 @@ import traceback
 
 def _properties(cases, policies, modes):
     """(label, case name, builder) for every property the battery runs."""
+    from customlayers import _compat
     from customlayers.testing import properties as props
     from customlayers.testing.backends import supported_modes
 
@@ -40,10 +41,14 @@ def _properties(cases, policies, modes):
             yield (f"config {name} {policy}", name,
                    lambda rec, c=case, p=policy:
                    props.config_property(c, p, rec), None)
-        for policy in ("float32", "mixed_bfloat16"):
-            yield (f".keras round trip {name} {policy}", name,
-                   lambda rec, c=case, p=policy:
-                   props.saving_property(c, p, rec), None)
+        example = case.reference(**({"units": 1} if case.has_weights
+                                    else {}))
+        for fmt in _compat.SAVE_FORMATS:
+            for policy in ("float32", "mixed_bfloat16"):
+                yield (f"{fmt} round trip {name} {policy}", name,
+                       lambda rec, c=case, p=policy, f=fmt:
+                       props.saving_property(c, p, rec, fmt=f),
+                       _compat.save_format_unsupported(fmt, layer=example))
         yield (f"numeric gradient {name} float64", name,
                lambda rec, c=case: props.numeric_gradient_property(c, rec),
                None)
@@ -63,9 +68,8 @@ def run(profile="ci", json_path=None, cases=None, policies=None, modes=None,
         out=sys.stdout) -> int:
     """Run the battery; print progress and the table; return the exit code."""
     import hypothesis
-    import keras
 
-    from customlayers._compat import BACKEND
+    from customlayers._compat import BACKEND, keras
     from customlayers.testing import properties as props
     from customlayers.testing.backends import MODES
     from customlayers.testing.cases import CASES

@@ -5,19 +5,27 @@ import os
 # Quieten TensorFlow's C++ start-up chatter before anything imports it.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from customlayers.testing.profiles import register_profiles  # noqa: E402
+from customlayers.testing.profiles import load_profile, register_profiles  # noqa: E402,E501
 
 register_profiles()
 
 
+def pytest_configure(config):
+    """Without ``--hypothesis-profile`` the ``ci`` profile applies (no
+    deadline, fixed seed), not Hypothesis's default 200 ms deadline, which
+    JAX's per-shape compilation exceeds on its first example."""
+    if not config.getoption("hypothesis_profile", default=None):
+        load_profile("ci")
+
+
 def pytest_report_header(config):
     import hypothesis
-    import keras
 
-    from customlayers._compat import BACKEND
+    from customlayers._compat import BACKEND, KERAS_VERSION, keras
     profile = config.getoption("hypothesis_profile", default=None) or \
-        "default"
-    return [f"customlayers: keras {keras.__version__}, backend {BACKEND}, "
+        "ci (the default here)"
+    return [f"customlayers: keras {KERAS_VERSION} ({keras.__name__}), "
+            f"backend {BACKEND}, "
             f"hypothesis {hypothesis.__version__}, profile {profile} "
             "(ci is derandomized: a fixed seed; others print "
             "'You can reproduce this example by ...' on failure)"]

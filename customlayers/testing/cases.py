@@ -137,7 +137,8 @@ DENSE = LayerCase(
 
 _RELU_SIGN_OF_ZERO = KnownDifference(
     what="signed_zeros",
-    applies=lambda policy, mode: mode in ("eager", "graph"),
+    applies=lambda policy, mode: (_compat.BACKEND == "tensorflow"
+                                  and mode in ("eager", "graph")),
     why="TensorFlow's non-XLA ReluGrad kernel disagrees with itself about "
         "the sign of a zero gradient: it computes g * (x > 0) in float16 "
         "and bfloat16 (so -0.0 where g < 0 and x <= 0) but selects +0.0 "
@@ -151,7 +152,8 @@ _RELU_SIGN_OF_ZERO = KnownDifference(
 
 _RELU_SUBNORMAL_GRADIENTS = KnownDifference(
     what="subnormals",
-    applies=lambda policy, mode: mode in ("eager", "graph"),
+    applies=lambda policy, mode: (_compat.BACKEND == "tensorflow"
+                                  and mode in ("eager", "graph")),
     why="TensorFlow's non-XLA ReluGrad multiplies the upstream gradient by "
         "the mask, and TensorFlow runs its CPU kernels with flush-to-zero "
         "on its worker threads but not always on the calling thread, so "
@@ -161,7 +163,7 @@ _RELU_SUBNORMAL_GRADIENTS = KnownDifference(
         "through unchanged, as XLA does. In eager and graph mode subnormals "
         "(|v| < the smallest normal) therefore compare as zero; everything "
         "else is compared bit for bit, and 'compiled' compares subnormals "
-        "too.",
+        "too. JAX and torch are compared strictly in every mode.",
 )
 
 RELU = LayerCase(

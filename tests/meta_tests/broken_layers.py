@@ -109,6 +109,14 @@ class UnregularizedDense(Dense):
         super().build(input_shape)
 
 
+class UnnamedWeightsDense(Dense):
+    """Creates its weights without names (the tutorial's warning): on
+    Keras 2 both become ``Variable:0`` and HDF5 saving breaks."""
+
+    def add_weight(self, *args, name=None, **kwargs):
+        return super().add_weight(*args, **kwargs)
+
+
 class ConfigWithoutBiasFlagDense(Dense):
     """``get_config`` forgets ``use_bias``."""
 

@@ -40,15 +40,16 @@ def test_config_round_trip(case, policy):
     props.config_property(CASES[case], policy)()
 
 
+@pytest.mark.parametrize("fmt", _compat.SAVE_FORMATS)
 @pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
 @pytest.mark.parametrize("case", CASE_IDS)
-def test_keras_file_round_trip(case, policy):
+def test_save_and_load_round_trip(case, policy, fmt):
     example = CASES[case].reference(
         **({"units": 1} if CASES[case].has_weights else {}))
-    reason = _compat.keras_file_unsupported(example)
+    reason = _compat.save_format_unsupported(fmt, layer=example)
     if reason:
         pytest.skip(reason)
-    props.saving_property(CASES[case], policy)()
+    props.saving_property(CASES[case], policy, fmt=fmt)()
 
 
 @pytest.mark.parametrize("case", CASE_IDS)
