@@ -11,12 +11,15 @@ environment failed, errored, had no tests, or has no JUnit file.
 
 from __future__ import annotations
 
+import os
 import pathlib
 import re
 import sys
 import xml.etree.ElementTree as ET
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+#: Where the envs' JUnit files are (tox's work dir); overridable for tests.
+JUNIT_DIR = pathlib.Path(os.environ.get("MATRIX_JUNIT_DIR", ROOT / ".tox"))
 SUMMARY = re.compile(r"^\s*(?P<env>[\w.-]+): (?P<status>OK|FAIL|SKIP)\b.*?"
                      r"\((?P<total>[\d.]+)(?:=setup\[(?P<setup>[\d.]+)\]"
                      r"\+cmd\[(?P<cmd>[\d.]+)\])?\s*seconds\)")
@@ -44,10 +47,10 @@ def main(argv: list[str]) -> int:
             if m:
                 durations[m["env"]] = m
     envs = argv[1:] or sorted(durations) or sorted(
-        p.stem[len("junit-"):] for p in (ROOT / ".tox").glob("junit-*.xml"))
+        p.stem[len("junit-"):] for p in JUNIT_DIR.glob("junit-*.xml"))
     rows, bad = [], []
     for env in envs:
-        junit = ROOT / ".tox" / f"junit-{env}.xml"
+        junit = JUNIT_DIR / f"junit-{env}.xml"
         m = durations.get(env)
         tox_status = m["status"] if m else "?"
         wall = f"{float(m['total']) / 60:.1f} min" if m else "?"
