@@ -232,10 +232,25 @@ def _tf_eager_fast_path(kernel, forward, backward):
 
 
 def _zeros(x):
-    return ops.zeros_like(x)
+    return _full(x, 0)
+
+
+_TF_SCALARS = {}
 
 
 def _full(x, value):
+    if BACKEND == "tensorflow":
+        # A scalar that the binary op broadcasts: TensorFlow's Relu kernel
+        # itself computes cwiseMax against a scalar, and a full tensor would
+        # cost a kernel (ZerosLike / Fill) on every call. In eager mode the
+        # scalar is made once per dtype and reused.
+        import tensorflow as tf
+        if not tf.executing_eagerly():
+            return tf.constant(value, dtype=x.dtype)
+        key = (x.dtype, value)
+        if key not in _TF_SCALARS:
+            _TF_SCALARS[key] = tf.constant(value, dtype=x.dtype)
+        return _TF_SCALARS[key]
     return ops.full_like(x, value)
 
 
@@ -362,10 +377,18 @@ else:
     # LeakyRelu with LeakyReluGrad, clip_by_value = maximum(minimum(x, hi),
     # lo) differentiated by TF (gradient 1 at x == hi).
 
+    import tensorflow as _tf
+
+    # The two hot kernels call TensorFlow directly: keras.ops adds dtype
+    # promotion in Python on every call (tens of microseconds in eager
+    # mode), which the built-in's tf.nn.relu does not pay.
+
     #: ``max(x, 0)`` with TensorFlow's Relu gradient: ``g`` where x > 0,
     #: else 0 -- **0 at x == 0**, unlike the tutorial's
     #: ``tf.math.maximum(x, 0)``.
-    relu_kernel = _select_gradient(_max0, _positive)
+    relu_kernel = _with_gradient(
+        lambda x: _tf.maximum(x, _zeros(x)),
+        lambda x, y, g: _tf.where(_tf.greater(x, _zeros(x)), g, _zeros(g)))
 
     def _relu6_values(x):
         # XLA up to TF 2.20 lowers Relu6 to a clamp that gives +0.0 for
