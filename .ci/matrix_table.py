@@ -20,9 +20,14 @@ import xml.etree.ElementTree as ET
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 #: Where the envs' JUnit files are (tox's work dir); overridable for tests.
 JUNIT_DIR = pathlib.Path(os.environ.get("MATRIX_JUNIT_DIR", ROOT / ".tox"))
+# tox's end-of-run summary: "  tf212: OK (231.50=setup[10.2]+cmd[221.3]
+# seconds)"; and its per-env line in run-parallel: "tf212: OK ✔ in 3 minutes
+# 51.19 seconds". The summary wins where both are present.
 SUMMARY = re.compile(r"^\s*(?P<env>[\w.-]+): (?P<status>OK|FAIL|SKIP)\b.*?"
                      r"\((?P<total>[\d.]+)(?:=setup\[(?P<setup>[\d.]+)\]"
                      r"\+cmd\[(?P<cmd>[\d.]+)\])?\s*seconds\)")
+PER_ENV = re.compile(r"^\s*(?P<env>[\w.-]+): (?P<status>OK|FAIL|SKIP)\b\D*"
+                     r"in (?:(?P<min>\d+) minutes? )?(?P<sec>[\d.]+) seconds")
 
 
 def _counts(path: pathlib.Path) -> dict:
@@ -45,15 +50,19 @@ def main(argv: list[str]) -> int:
         for line in log.read_text(errors="replace").splitlines():
             m = SUMMARY.match(line)
             if m:
-                durations[m["env"]] = m
+                durations[m["env"]] = (m["status"], float(m["total"]))
+                continue
+            m = PER_ENV.match(line)
+            if m and m["env"] not in durations:
+                durations[m["env"]] = (m["status"], 60 * float(m["min"] or 0)
+                                       + float(m["sec"]))
     envs = argv[1:] or sorted(durations) or sorted(
         p.stem[len("junit-"):] for p in JUNIT_DIR.glob("junit-*.xml"))
     rows, bad = [], []
     for env in envs:
         junit = JUNIT_DIR / f"junit-{env}.xml"
-        m = durations.get(env)
-        tox_status = m["status"] if m else "?"
-        wall = f"{float(m['total']) / 60:.1f} min" if m else "?"
+        tox_status, seconds = durations.get(env, ("?", None))
+        wall = f"{seconds / 60:.1f} min" if seconds is not None else "?"
         if not junit.is_file():
             rows.append((env, "-", "-", "-", "-", "-", wall, tox_status))
             bad.append(f"{env}: no JUnit file {junit}")

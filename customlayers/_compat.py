@@ -482,9 +482,10 @@ def save_format_unsupported(fmt: str, model=None, layer=None) -> str | None:
 
     - ``keras``: everywhere, except Keras 2.12 with NumPy scalars in the
       config (see :func:`keras_file_unsupported`).
-    - ``h5``: Sequential and functional models only (Keras 2 and 3 refuse a
-      subclassed model: its ``call`` is Python code). Keras 3 writes it
-      through its legacy HDF5 code on every backend.
+    - ``h5``: Sequential and functional models only. A subclassed model's
+      ``call`` is Python code: Keras 2 refuses to save it, Keras 3 saves it
+      but cannot load it back. Keras 3 writes HDF5 through its legacy code
+      on every backend.
     - ``savedmodel``: TensorFlow only. Keras 2 saves and reloads the model
       itself (``save_format="tf"``); Keras 3 exports an inference artifact
       (``model.export``) that ``tf.saved_model.load`` serves.

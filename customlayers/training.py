@@ -271,7 +271,7 @@ def _versions() -> dict:
     import customlayers
 
     versions = {"customlayers": customlayers.__version__,
-                "keras": keras.__version__,
+                "keras": _compat.KERAS_VERSION,
                 "backend": _compat.BACKEND,
                 "numpy": np.__version__,
                 "python": sys.version.split()[0]}

@@ -69,7 +69,7 @@ def run(profile="ci", json_path=None, cases=None, policies=None, modes=None,
     """Run the battery; print progress and the table; return the exit code."""
     import hypothesis
 
-    from customlayers._compat import BACKEND, keras
+    from customlayers._compat import BACKEND, KERAS_VERSION
     from customlayers.testing import properties as props
     from customlayers.testing.backends import MODES
     from customlayers.testing.cases import CASES
@@ -90,7 +90,7 @@ def run(profile="ci", json_path=None, cases=None, policies=None, modes=None,
     seed_note = ("derandomized: fixed seed" if PROFILES[profile].get(
         "derandomize") else "random seed; failures print a reproduce blob")
     print(f"customlayers verify: profile {profile} (max_examples="
-          f"{active.max_examples}, {seed_note}); keras {keras.__version__}, "
+          f"{active.max_examples}, {seed_note}); keras {KERAS_VERSION}, "
           f"backend {BACKEND}, hypothesis {hypothesis.__version__}",
           file=out)
     t0 = time.time()
@@ -163,7 +163,7 @@ def run(profile="ci", json_path=None, cases=None, policies=None, modes=None,
     if json_path:
         with open(json_path, "w") as fh:
             json.dump({"profile": profile, "backend": BACKEND,
-                       "keras": keras.__version__, "seconds": elapsed,
+                       "keras": KERAS_VERSION, "seconds": elapsed,
                        "examples": total, "rows": rows,
                        "known_differences": [
                            {"pair": n, "what": d.what, "why": d.why}

@@ -68,3 +68,15 @@ def test_an_env_without_results_fails_the_matrix(tmp_path):
                           capture_output=True, text=True, env=env)
     assert proc.returncode == 1, proc.stdout
     assert "PROBLEM: jax: no JUnit file" in proc.stdout, proc.stdout
+
+
+def test_per_env_lines_of_run_parallel_are_read(tmp_path):
+    _junit(tmp_path / "junit-tf212.xml", tests=10)
+    log = tmp_path / "tox.log"
+    log.write_text("tf212: OK \u2714 in 3 minutes 51.19 seconds\n")
+    env = dict(os.environ, MATRIX_JUNIT_DIR=str(tmp_path))
+    proc = subprocess.run([sys.executable, str(SCRIPT), str(log)],
+                          capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stdout
+    assert "| tf212 | 10 | 0 | 0 | 0 | 1.0 min | 3.9 min | OK |" \
+        in proc.stdout, proc.stdout
