@@ -59,6 +59,8 @@ class LayerCase:
         tolerances: Per-dtype overrides of the tolerance table.
         known_differences: Documented deliberate differences.
         weight_map: Custom weights -> reference weights, when they differ.
+        example_kwargs: Constructor arguments for one plain reference layer,
+            used to ask which save formats apply (``save_unsupported``).
     """
 
     name: str
@@ -76,6 +78,13 @@ class LayerCase:
         default_factory=dict)
     known_differences: tuple = ()
     weight_map: Callable | None = None
+    example_kwargs: Mapping = dataclasses.field(default_factory=dict)
+
+    def save_unsupported(self, fmt: str) -> str | None:
+        """Why a save/load round trip in ``fmt`` cannot apply to this pair
+        on this Keras and backend (``None`` if it can)."""
+        return _compat.save_format_unsupported(
+            fmt, layer=self.reference(**self.example_kwargs))
 
     def signed_zeros(self, policy: str, mode: str) -> bool:
         """Whether the sign of zero is compared for this policy and mode."""
@@ -133,12 +142,17 @@ DENSE = LayerCase(
         ({"units": u}, "units", u)
         for u in _compat.DENSE_UNITS_ONLY_KERAS2_ACCEPTS),
     has_weights=True,
+    example_kwargs={"units": 1},
 )
+
+def _tensorflow_eager_or_graph(policy: str, mode: str) -> bool:
+    """Where TensorFlow's own (non-XLA) ReLU kernels run."""
+    return _compat.BACKEND == "tensorflow" and mode in ("eager", "graph")
+
 
 _RELU_SIGN_OF_ZERO = KnownDifference(
     what="signed_zeros",
-    applies=lambda policy, mode: (_compat.BACKEND == "tensorflow"
-                                  and mode in ("eager", "graph")),
+    applies=_tensorflow_eager_or_graph,
     why="TensorFlow's non-XLA ReluGrad kernel disagrees with itself about "
         "the sign of a zero gradient: it computes g * (x > 0) in float16 "
         "and bfloat16 (so -0.0 where g < 0 and x <= 0) but selects +0.0 "
@@ -152,8 +166,7 @@ _RELU_SIGN_OF_ZERO = KnownDifference(
 
 _RELU_SUBNORMAL_GRADIENTS = KnownDifference(
     what="subnormals",
-    applies=lambda policy, mode: (_compat.BACKEND == "tensorflow"
-                                  and mode in ("eager", "graph")),
+    applies=_tensorflow_eager_or_graph,
     why="TensorFlow's non-XLA ReluGrad multiplies the upstream gradient by "
         "the mask, and TensorFlow runs its CPU kernels with flush-to-zero "
         "on its worker threads but not always on the calling thread, so "
