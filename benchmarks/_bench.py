@@ -359,11 +359,20 @@ class _JAX:
                 return ostate, [w - (lr * gr.astype(w.dtype)).astype(w.dtype)
                                 for w, gr in zip(p, grads)]
         else:
-            params = [v.value for v in layer_obj.trainable_variables]
-            ntv = [v.value for v in layer_obj.non_trainable_variables]
+            tv = list(layer_obj.trainable_variables)
+            params = [v.value for v in tv]
+            ntv = [(v, v.value) for v in layer_obj.non_trainable_variables]
 
             def fwd(p, x_):
-                return layer_obj.stateless_call(p, ntv, x_)[0]
+                # Through ``__call__`` in a StatelessScope, as a layer inside a
+                # model runs under Keras's JAX trainer. Not ``stateless_call``:
+                # it calls ``self.call`` directly and so skips the mixed-
+                # precision autocast -- the float32 kernel then meets the
+                # bfloat16 input, JAX promotes, and the GEMM runs in float32
+                # (Keras 3.15.1, layer.py). That was FACTS.md's unexplained
+                # "mixed_bfloat16 at float32 speed" under JAX.
+                with keras.StatelessScope(state_mapping=list(zip(tv, p)) + ntv):
+                    return layer_obj(x_)
             if pass_ == "train":
                 opt = keras.optimizers.SGD(learning_rate=LEARNING_RATE)
                 opt.build(layer_obj.trainable_variables)

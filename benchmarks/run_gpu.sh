@@ -11,7 +11,10 @@
 # results measured so far are still saved). Results: $OUT (or out/gpu-bench):
 # storage/ (pytest-benchmark JSON, compare with `pytest-benchmark compare`),
 # ratios-<backend>.md, log-<backend>.txt.
-# Knobs (env): BENCH_JAX_S (default 270), BENCH_TORCH_S (170), BENCH_TF_S (200),
+# Knobs (env): BENCH_GAP_S (60, benchmarks/jax_autocast_gap.py), BENCH_JAX_S (250),
+# BENCH_TORCH_S (160), BENCH_TF_S (200), BENCH_KERNEL_CHECK (1: first run
+# tests/property/test_kernels.py and the equivalence property on the device,
+# up to BENCH_CHECK_S = 150 s a backend),
 # BENCH_ROUNDS (11), BENCH_ROUND_TIME (0.005), BENCH_GATE (0.95),
 # BENCH_ARGS (extra pytest args, shell-quoted, e.g. '-k "8192 or fit"'),
 # BENCH_BACKENDS (default "jax torch tensorflow"), BENCH_TORCH_COMPILE=1.
@@ -46,6 +49,19 @@ eval "user_args=(${BENCH_ARGS:-})"  # shell-quoted, e.g. BENCH_ARGS='-k "8192 or
 status=0
 run_backend() {  # backend, seconds
   local b=$1 secs=$2
+  if [ "${BENCH_KERNEL_CHECK:-1}" = 1 ]; then
+    # On the GPU's own kernels, which the CPU runs cannot see: the fused
+    # ReLU kernel check and its meta-test, and the layer-vs-built-in
+    # equivalence property for every layer pair.
+    echo "=== KERAS_BACKEND=$b: kernel check and equivalence property on the device ==="
+    KERAS_BACKEND=$b timeout -k 10 "${BENCH_CHECK_S:-150}" python3 -m pytest -p no:cacheprovider -q -rs \
+      tests/property/test_kernels.py tests/meta_tests/test_kernel_check_catches_bugs.py \
+      tests/property/test_properties.py -k "kernel or outputs_and_gradients" \
+      > "$out/kernels-$b.txt" 2>&1
+    local krc=$?
+    tail -4 "$out/kernels-$b.txt"; echo "kernel check exit status $krc ($b)"
+    [ $krc -ne 0 ] && status=$krc
+  fi
   echo "=== KERAS_BACKEND=$b (budget ${secs}s) ==="
   KERAS_BACKEND=$b timeout -s INT -k 30 "$secs" python3 -m pytest benchmarks \
     -p no:cacheprovider -q \
@@ -60,8 +76,14 @@ run_backend() {  # backend, seconds
 }
 
 backends=" ${BENCH_BACKENDS:-jax torch tensorflow} "
-[[ $backends == *" jax "* ]] && run_backend jax "${BENCH_JAX_S:-270}"
-[[ $backends == *" torch "* ]] && run_backend torch "${BENCH_TORCH_S:-170}"
+if [[ $backends == *" jax "* ]]; then
+  # The mixed_bfloat16 gap under JAX (FACTS.md): stateless_call vs __call__.
+  echo "=== JAX mixed_bfloat16: stateless_call vs __call__ (benchmarks/jax_autocast_gap.py) ==="
+  KERAS_BACKEND=jax timeout -k 10 "${BENCH_GAP_S:-60}" python3 benchmarks/jax_autocast_gap.py \
+    2>&1 | grep -v "^WARNING\|^I0000\|^E0000" | tee "$out/jax-autocast-gap.md"
+  run_backend jax "${BENCH_JAX_S:-250}"
+fi
+[[ $backends == *" torch "* ]] && run_backend torch "${BENCH_TORCH_S:-160}"
 if [[ $backends != *" tensorflow "* ]]; then
   :
 elif python3 -c "import tensorflow as tf, sys; sys.exit(0 if tf.config.list_physical_devices('GPU') else 1)" 2>/dev/null; then

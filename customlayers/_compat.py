@@ -162,9 +162,13 @@ def register_serializable(package: str = "customlayers"):
 #
 # Each reference below is what ``keras.layers.ReLU`` ends up running on that
 # backend (keras/src/activations/activations.py ``ReLU.static_call``, or
-# ``backend.relu`` in Keras 2). We never call it; we rebuild it from
-# elementary operations, with the same gradient, written by hand where the
-# reference has a hand-written one.
+# ``backend.relu`` in Keras 2). We rebuild it from elementary operations,
+# with the same gradient, written by hand where the reference has a
+# hand-written one. One exception, for speed: plain ``max(x, 0)``
+# (``relu_kernel``) runs on the backend's fused relu kernels where there are
+# some (TensorFlow, torch). Its elementary formula stays here as
+# ``relu_forward_elementary`` / ``relu_backward_elementary``, and
+# tests/property/test_kernels.py proves the fused kernels compute it.
 
 def _with_gradient(forward, backward):
     """``forward(x)`` whose gradient is ``backward(x, y, upstream)``."""
@@ -182,6 +186,15 @@ def _with_gradient(forward, backward):
 
     if BACKEND == "tensorflow":
         return _tf_eager_fast_path(kernel, forward, backward)
+    if BACKEND == "jax":
+        # ``jax.custom_gradient`` traces its function to a jaxpr on every
+        # eager call (about 0.5 ms: eager ReLU ran at 0.47x the built-in).
+        # jax.nn.relu is ``custom_jvp(jit(...))`` for the same reason: jit
+        # caches the trace per shape and dtype. Under an outer jit the inner
+        # one is inlined; the property suite checks the values and gradients
+        # are unchanged.
+        import jax
+        return jax.jit(kernel)
     return kernel
 
 
@@ -307,10 +320,27 @@ if BACKEND == "torch":
         x = _clamp_min0(x)
         return ops.where(ops.greater(x, _full(x, 6)), _full(x, 6), x)
 
-    relu_kernel = _with_gradient(
-        _clamp_min0,
-        lambda x, y, g: ops.where(ops.less_equal(y, _zeros(y)),
-                                  _zeros(g), g))
+    import torch as _torch
+
+    #: The ReLU formula from elementary ops: ``x``, or ``0`` where
+    #: ``x < 0`` (keeps -0.0 and NaN, as ATen's relu = clamp_min(x, 0)).
+    relu_forward_elementary = _clamp_min0
+
+    def relu_backward_elementary(x, y, g):
+        """The ReLU gradient from elementary ops: ``0 if y <= 0 else g``."""
+        return ops.where(ops.less_equal(y, _zeros(y)), _zeros(g), g)
+
+    def relu_kernel(x):
+        """The formula above on ATen's own kernels: ``torch.relu`` computes
+        ``clamp_min(x, 0)`` with the C++ gradient ``threshold_backward(g, y,
+        0)``. tests/property/test_kernels.py checks both against the
+        elementary ops, bit for bit. Written as a ``torch.autograd.Function``
+        the layer ran eager fwd+bwd at 0.79-0.89x the built-in on an H200
+        (Python forward and backward); through keras.ops and
+        ``custom_gradient``, 0.45x on CPU (benchmarks/RESULTS.md)."""
+        if not isinstance(x, _torch.Tensor):
+            x = ops.convert_to_tensor(x)
+        return _torch.relu(x)
 
     relu6_kernel = _select_gradient(_clamp_0_6, _inside_0_6)
 
@@ -358,7 +388,17 @@ elif BACKEND == "jax":
     # gradient splits ties (0.5 at x == hi). Where JAX differentiates the
     # formula itself, so do we: same primitives, same order.
 
-    relu_kernel = _select_gradient(_max0, _positive)
+    #: The ReLU formula from elementary ops: ``maximum(x, 0)``.
+    relu_forward_elementary = _max0
+
+    def relu_backward_elementary(x, y, g):
+        """The ReLU gradient from elementary ops: ``g if x > 0 else 0``."""
+        return ops.where(_positive(x), g, _zeros(g))
+
+    #: JAX has no fused ReLU kernels (jax.nn.relu is this same formula), so
+    #: the kernel is the formula itself, jitted (see ``_with_gradient``).
+    relu_kernel = _with_gradient(relu_forward_elementary,
+                                 relu_backward_elementary)
     relu6_kernel = _select_gradient(lambda x: _min6(_max0(x)), _inside_0_6)
 
     def leaky_relu_kernel(x, negative_slope):
@@ -386,9 +426,28 @@ else:
     #: ``max(x, 0)`` with TensorFlow's Relu gradient: ``g`` where x > 0,
     #: else 0 -- **0 at x == 0**, unlike the tutorial's
     #: ``tf.math.maximum(x, 0)``.
-    relu_kernel = _with_gradient(
-        lambda x: _tf.maximum(x, _zeros(x)),
-        lambda x, y, g: _tf.where(_tf.greater(x, _zeros(x)), g, _zeros(g)))
+    from tensorflow.python.ops import gen_nn_ops as _gen_nn_ops
+
+    def relu_forward_elementary(x):
+        """The ReLU formula from elementary ops: ``maximum(x, 0)``."""
+        return _tf.maximum(x, _zeros(x))
+
+    def relu_backward_elementary(x, y, g):
+        """The ReLU gradient from elementary ops: ``g if x > 0 else 0`` --
+        **0 at x == 0**, unlike the tutorial's ``tf.math.maximum(x, 0)``,
+        whose gradient goes to ``x`` on a tie."""
+        return _tf.where(_tf.greater(x, _zeros(x)), g, _zeros(g))
+
+    def relu_kernel(x):
+        """The formula above on TensorFlow's own kernels: ``Relu`` computes
+        ``maximum(x, 0)`` and its registered gradient ``ReluGrad`` computes
+        ``g * (x > 0)``. tests/property/test_kernels.py checks both against
+        the elementary ops. ``Maximum`` + a hand-written ``Greater`` +
+        ``Select`` gradient (the previous kernel) ran 0.75-0.90x the
+        built-in in eager and graph fwd+bwd on CPU, and ``Maximum`` is
+        slower than ``Relu`` in bfloat16 (0.82-0.89x forward);
+        benchmarks/RESULTS.md has the numbers."""
+        return _gen_nn_ops.relu(x)
 
     def _relu6_values(x):
         # XLA up to TF 2.20 lowers Relu6 to a clamp that gives +0.0 for

@@ -54,6 +54,16 @@ class ReLU(keras.layers.Layer):
       path whose gradient is 0 there. We reproduce that quirk on purpose;
     - ``-0.0`` keeps its sign and ``NaN`` propagates where the built-in's does.
 
+    Speed: plain ``max(x, 0)`` runs on the backend's fused relu kernels
+    where there are some (TensorFlow ``Relu``/``ReluGrad``, ATen
+    ``relu``/``threshold_backward``): the elementary ops (a maximum, then a
+    comparison and a select for the gradient) cost an extra kernel and, on
+    torch, a Python autograd node. ``tests/property/test_kernels.py`` proves
+    the fused kernels compute the elementary formula, values and gradients;
+    the other configurations are elementary ops with hand-written gradients.
+    On JAX the formula itself is jitted. ``benchmarks/RESULTS.md`` has the
+    numbers.
+
     Args:
         max_value: Float >= 0, the largest value returned. ``None`` means
             unlimited. Defaults to ``None``.

@@ -153,16 +153,18 @@ def _tensorflow_eager_or_graph(policy: str, mode: str) -> bool:
 _RELU_SIGN_OF_ZERO = KnownDifference(
     what="signed_zeros",
     applies=_tensorflow_eager_or_graph,
-    why="TensorFlow's non-XLA ReluGrad kernel disagrees with itself about "
-        "the sign of a zero gradient: it computes g * (x > 0) in float16 "
-        "and bfloat16 (so -0.0 where g < 0 and x <= 0) but selects +0.0 "
-        "in float32 and float64, and XLA selects +0.0 everywhere. "
-        "customlayers.ReLU's hand-written gradient is one select, so it "
-        "returns +0.0 and matches XLA (mode 'compiled', compared with signs "
-        "of zero) and float32/float64 bit for bit. Values are still "
-        "compared exactly; only -0.0 vs +0.0 is not counted in eager and "
-        "graph mode.",
+    why="TensorFlow's non-XLA activation-gradient kernels (ReluGrad, "
+        "Relu6Grad) compute g * mask, so a masked-out g < 0 gives -0.0, "
+        "and XLA selects +0.0. customlayers.ReLU writes the gradients of "
+        "its other configurations (relu6, max_value, threshold, "
+        "negative_slope) as one select, so they return +0.0 and match XLA "
+        "(mode 'compiled', compared with signs of zero). Plain max(x, 0) "
+        "runs on the same Relu/ReluGrad kernels as the built-in "
+        "(tests/property/test_kernels.py proves they compute the elementary "
+        "formula). Values are still compared exactly; only -0.0 vs +0.0 is "
+        "not counted in eager and graph mode.",
 )
+
 
 _RELU_SUBNORMAL_GRADIENTS = KnownDifference(
     what="subnormals",
@@ -170,13 +172,16 @@ _RELU_SUBNORMAL_GRADIENTS = KnownDifference(
     why="TensorFlow's non-XLA ReluGrad multiplies the upstream gradient by "
         "the mask, and TensorFlow runs its CPU kernels with flush-to-zero "
         "on its worker threads but not always on the calling thread, so "
-        "whether a subnormal upstream gradient survives the built-in "
-        "depends on which thread ran the kernel (seen both ways in one "
-        "process). customlayers.ReLU's gradient is a select and passes it "
-        "through unchanged, as XLA does. In eager and graph mode subnormals "
-        "(|v| < the smallest normal) therefore compare as zero; everything "
-        "else is compared bit for bit, and 'compiled' compares subnormals "
-        "too. JAX and torch are compared strictly in every mode.",
+        "whether a subnormal upstream gradient survives depends on which "
+        "thread ran the kernel (seen both ways in one process). "
+        "customlayers.ReLU runs the same Relu/ReluGrad kernels as the "
+        "built-in for max(x, 0) (tests/property/test_kernels.py proves they "
+        "compute the elementary formula), and the two calls can land on "
+        "different threads. In eager and graph mode subnormals (|v| < the "
+        "smallest normal) therefore compare as zero; everything else is "
+        "compared bit for bit, and 'compiled' "
+        "compares subnormals too. JAX and torch are compared strictly in "
+        "every mode.",
 )
 
 RELU = LayerCase(

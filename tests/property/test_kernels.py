@@ -1,0 +1,115 @@
+"""The kernel that ``customlayers.ReLU`` runs computes the formula it states.
+
+For speed, plain ``max(x, 0)`` runs on the backend's fused relu kernels where
+there are some: TensorFlow ``Relu`` with its ``ReluGrad`` gradient, ATen's
+``relu`` with ``threshold_backward`` (``customlayers/_compat.py``,
+``relu_kernel``; the numbers are in ``benchmarks/RESULTS.md``). The built-in
+Keras ReLU runs the same kernels, so the layer-vs-built-in properties cannot
+tell whether they compute the rule the layer is written to: this test can. It
+compares ``relu_kernel``'s values and its gradient (through the backend's own
+autodiff) with the elementary formula ``relu_forward_elementary`` /
+``relu_backward_elementary`` on drawn arrays holding both zeros, the kink's
+neighbours, subnormals, huge values and non-finite values. On JAX the kernel
+*is* the elementary formula with a hand-written gradient, jitted, and the test
+checks that wiring.
+"""
+
+import numpy as np
+import pytest
+from hypothesis import given, note
+from hypothesis import strategies as st
+
+from customlayers import _compat
+from customlayers.testing import strategies as cst
+from customlayers.testing.numerics import compare_arrays
+
+DTYPES = ("float16", "bfloat16", "float32", "float64")
+TF = _compat.BACKEND == "tensorflow"
+
+
+def _value_and_vjp(fn, x_np, g_np):
+    """``fn(x)`` and the gradient of ``sum(fn(x) * g)`` w.r.t. ``x``, as
+    NumPy, computed by the backend's autodiff."""
+    if _compat.BACKEND == "jax":
+        import jax
+        import jax.numpy as jnp
+        y, vjp = jax.vjp(fn, jnp.asarray(x_np))
+        (dx,) = vjp(jnp.asarray(g_np))
+        return np.asarray(y), np.asarray(dx)
+    if _compat.BACKEND == "torch":
+        ops = _compat.ops
+        x = ops.convert_to_tensor(x_np).detach().requires_grad_(True)
+        y = fn(x)
+        (dx,) = __import__("torch").autograd.grad(
+            y, x, grad_outputs=ops.convert_to_tensor(g_np))
+        return _compat.to_numpy(y), _compat.to_numpy(dx)
+    import tensorflow as tf
+    x = _compat.input_tensor(x_np)
+    x = x if isinstance(x, tf.Tensor) else tf.constant(x)
+    g = _compat.input_tensor(g_np)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = fn(x)
+    dx = tape.gradient(y, x, output_gradients=tf.convert_to_tensor(g))
+    return _compat.to_numpy(y), _compat.to_numpy(dx)
+
+
+def _torch_on_cuda():
+    if _compat.BACKEND != "torch":
+        return False
+    import torch
+    return torch.cuda.is_available()
+
+
+def _elementary_value_and_grad(x_np, g_np):
+    ops = _compat.ops
+    x = ops.convert_to_tensor(_compat.input_tensor(x_np))
+    g = ops.convert_to_tensor(_compat.input_tensor(g_np))
+    y = _compat.relu_forward_elementary(x)
+    dx = _compat.relu_backward_elementary(x, y, g)
+    return _compat.to_numpy(y), _compat.to_numpy(dx)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(data=st.data())
+def test_relu_kernel_computes_the_elementary_formula(dtype, data):
+    reason = _compat.float64_unavailable(needs_matmul=False) \
+        if dtype == "float64" else None
+    if reason:
+        pytest.skip(f"float64 kernel check: {reason}")
+    shape = cst.draw_shape(data, min_rank=1, max_rank=3, max_dim=64)
+    x = cst.draw_array(data, shape, dtype, kinks=(0.0,), nonfinite=True,
+                       label="input", must_include=(0.0, -0.0))
+    # TensorFlow's ReluGrad *multiplies* g by the mask, so a NaN or infinite
+    # upstream gradient where x <= 0 gives NaN there, where the select gives
+    # 0; upstream gradients are finite on TensorFlow (a loss's gradient
+    # normally is). ATen's threshold_backward is a select and sees
+    # non-finite g too.
+    g = cst.draw_array(data, shape, dtype, nonfinite=not TF,
+                       label="upstream gradient", must_include=(-1.0, 1.0))
+    note(f"backend {_compat.BACKEND}, dtype {dtype}, shape {shape}")
+    y, dx = _value_and_vjp(_compat.relu_kernel, x, g)
+    y_ref, dx_ref = _elementary_value_and_grad(x, g)
+    # TensorFlow runs CPU kernels with flush-to-zero on some threads and not
+    # others (seen here: Maximum flushed a subnormal input that Relu kept,
+    # in one process), so on TensorFlow subnormals compare as zero; the ReLU
+    # layer case declares the same (customlayers/testing/cases.py).
+    # ATen's CUDA relu maps -0.0 to +0.0, where its CPU relu (and the
+    # elementary formula) keep -0.0: found by this test on an H200,
+    # torch 2.11. The layer runs torch.relu, as the built-in does, so the
+    # two agree on either device; here the sign of zero is not counted on
+    # CUDA.
+    out = compare_arrays("relu_kernel value vs elementary formula", y, y_ref,
+                         tolerance=None, flush_subnormals=TF,
+                         signed_zeros=not _torch_on_cuda())
+    assert out.passed, out.describe()
+    # ReluGrad's two quirks: it computes g * mask, so a masked-out g < 0
+    # gives -0.0 where the select gives +0.0 (measured: float16, bfloat16
+    # and, on TF 2.21's CPU kernels, float32 and float64 too), and a
+    # subnormal g is flushed or not depending on the thread that ran it
+    # (the ReLU layer case declares that one, customlayers/testing/cases.py).
+    # Both are about zeros only; every other value is compared bit for bit.
+    grad = compare_arrays(
+        "relu_kernel gradient vs elementary select", dx, dx_ref,
+        tolerance=None, signed_zeros=not TF, flush_subnormals=TF)
+    assert grad.passed, grad.describe()
