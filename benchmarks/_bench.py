@@ -369,7 +369,7 @@ class _JAX:
                 # it calls ``self.call`` directly and so skips the mixed-
                 # precision autocast -- the float32 kernel then meets the
                 # bfloat16 input, JAX promotes, and the GEMM runs in float32
-                # (Keras 3.15.1, layer.py). That was FACTS.md's unexplained
+                # (Keras 3.15.1, layer.py). That was the pre-code baseline's unexplained
                 # "mixed_bfloat16 at float32 speed" under JAX.
                 with keras.StatelessScope(state_mapping=list(zip(tv, p)) + ntv):
                     return layer_obj(x_)

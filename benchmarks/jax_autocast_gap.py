@@ -1,10 +1,14 @@
-"""Why Keras Dense ran mixed_bfloat16 at float32 speed under JAX (FACTS.md).
+"""Why Keras Dense ran mixed_bfloat16 at float32 speed under JAX.
+
+The project's baseline, measured on an H200 before any code existed, saw both
+``keras.layers.Dense`` and a hand-written Dense run mixed_bfloat16 at float32
+speed under JAX (about 56% of the bare bf16 GEMM), unexplained.
 
 Times the forward+backward of one Dense layer under ``jax.jit`` three ways,
 for ``customlayers.Dense`` and ``keras.layers.Dense`` alike:
 
 * ``stateless_call``: ``layer.stateless_call(params, [], x)``, the way the
-  FACTS.md baseline called it. ``Layer.stateless_call`` runs ``self.call``
+  baseline called it. ``Layer.stateless_call`` runs ``self.call``
   directly, so ``__call__``'s mixed-precision autocast never happens: the
   float32 kernel meets the bfloat16 input, JAX promotes, and the GEMM runs in
   float32 (TF32 on Ampere/Hopper) with a float32 output.
@@ -37,20 +41,24 @@ import customlayers  # noqa: E402
 
 
 def gemm_dtypes(fn, *args):
-    """dtypes of the operands of every dot_general in fn's jaxpr."""
-    jaxpr = jax.make_jaxpr(fn)(*args)
+    """dtypes of the operands of every dot_general in fn's jaxpr, nested
+    jaxprs (pjit, custom_vjp, cond branches, ...) included."""
     found = []
 
-    def walk(jx):
-        for eqn in jx.eqns:
-            if eqn.primitive.name == "dot_general":
-                found.append("x".join(str(v.aval.dtype) for v in eqn.invars))
-            for sub in jax.core.subjaxprs(eqn) if hasattr(jax.core, "subjaxprs") else ():
-                walk(sub)
-            for p in eqn.params.values():
-                if hasattr(p, "jaxpr"):
-                    walk(p.jaxpr if hasattr(p.jaxpr, "eqns") else p.jaxpr.jaxpr)
-    walk(jaxpr.jaxpr)
+    def visit(obj):
+        if hasattr(obj, "eqns"):  # a Jaxpr
+            for eqn in obj.eqns:
+                if eqn.primitive.name == "dot_general":
+                    found.append("x".join(str(v.aval.dtype) for v in eqn.invars))
+                for p in eqn.params.values():
+                    visit(p)
+        elif hasattr(obj, "jaxpr"):  # a ClosedJaxpr
+            visit(obj.jaxpr)
+        elif isinstance(obj, (tuple, list)):
+            for o in obj:
+                visit(o)
+
+    visit(jax.make_jaxpr(fn)(*args))
     return sorted(set(found))
 
 

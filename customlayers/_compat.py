@@ -14,13 +14,19 @@ Public names used by the rest of the package:
   shim over TensorFlow on Keras 2).
 - ``KERAS_MAJOR``, ``KERAS_VERSION`` and ``BACKEND``: what is running.
 - ``register_serializable(package)``: the class decorator for saving.
-- ``relu_kernel``, ``relu6_kernel``, ``clip_kernel``, ``leaky_relu_kernel``,
+- ``relu6_kernel``, ``clip_kernel``, ``leaky_relu_kernel``,
   ``threshold_kernel``: the backend activations written from elementary
   operations (maximum, minimum, where, comparisons, multiply, cast) with
   hand-written gradients where the backend's own kernel has one, so that
   values *and* gradients match the backend's own kernels bit for bit (exact
-  zeros, kinks, subnormals, ``-0.0`` and ``NaN`` included). Each backend's
+  zeros, kinks, subnormals, ``-0.0`` and ``NaN`` included; the declared
+  exceptions are in customlayers/testing/cases.py). Each backend's
   reference formula is written down next to its kernel.
+- ``relu_kernel``: plain ``max(x, 0)``, on the backend's own fused relu
+  kernels where there are some (TensorFlow, torch), with its elementary
+  formula beside it as ``relu_forward_elementary`` /
+  ``relu_backward_elementary``; tests/property/test_kernels.py checks the
+  two agree.
 - ``to_numpy``, ``variable_name``, ``keras_file_suffix``,
   ``save_model_kwargs``: small helpers for the harness.
 """
@@ -190,9 +196,11 @@ def _with_gradient(forward, backward):
         # ``jax.custom_gradient`` traces its function to a jaxpr on every
         # eager call (about 0.5 ms: eager ReLU ran at 0.47x the built-in).
         # jax.nn.relu is ``custom_jvp(jit(...))`` for the same reason: jit
-        # caches the trace per shape and dtype. Under an outer jit the inner
-        # one is inlined; the property suite checks the values and gradients
-        # are unchanged.
+        # caches the trace per shape and dtype (so, like jax.nn.relu, each
+        # new input shape compiles once in eager use). This covers every
+        # hand-written-gradient kernel on JAX (relu, relu6). Under an outer
+        # jit the inner one is inlined; the property suite checks the values
+        # and gradients are unchanged.
         import jax
         return jax.jit(kernel)
     return kernel
@@ -291,9 +299,11 @@ def _inside_0_6(x):
 
 
 def _max0(x):
-    # One elementwise op; on TensorFlow bit-identical to the Relu kernel's
-    # values, NaN and the sign of zero included (checked in every dtype);
-    # on JAX it *is* jax.nn.relu's forward (``jnp.maximum(x, 0)``).
+    # One elementwise op; on TensorFlow the same values as the Relu kernel,
+    # NaN and the sign of zero included (checked in every dtype by
+    # tests/property/test_kernels.py), subnormals aside: TensorFlow's CPU
+    # kernels flush them to zero on some threads and not others. On JAX it
+    # *is* jax.nn.relu's forward (``jnp.maximum(x, 0)``).
     return ops.maximum(x, _zeros(x))
 
 
@@ -334,7 +344,8 @@ if BACKEND == "torch":
         """The formula above on ATen's own kernels: ``torch.relu`` computes
         ``clamp_min(x, 0)`` with the C++ gradient ``threshold_backward(g, y,
         0)``. tests/property/test_kernels.py checks both against the
-        elementary ops, bit for bit. Written as a ``torch.autograd.Function``
+        elementary ops, bit for bit on CPU; ATen's CUDA relu maps -0.0 to
+        +0.0 (found on an H200), so there the sign of zero is not compared. Written as a ``torch.autograd.Function``
         the layer ran eager fwd+bwd at 0.79-0.89x the built-in on an H200
         (Python forward and backward); through keras.ops and
         ``custom_gradient``, 0.45x on CPU (benchmarks/RESULTS.md)."""
@@ -413,19 +424,17 @@ elif BACKEND == "jax":
         return ops.minimum(ops.cast(max_value, x.dtype), x)
 
 else:
-    # TensorFlow: Relu/Relu6 kernels with ReluGrad/Relu6Grad (selects),
+    # TensorFlow: Relu/Relu6 kernels with ReluGrad/Relu6Grad (``g * mask``:
+    # -0.0 for a masked-out g < 0, NaN for a masked-out non-finite g),
     # LeakyRelu with LeakyReluGrad, clip_by_value = maximum(minimum(x, hi),
     # lo) differentiated by TF (gradient 1 at x == hi).
 
     import tensorflow as _tf
 
-    # The two hot kernels call TensorFlow directly: keras.ops adds dtype
-    # promotion in Python on every call (tens of microseconds in eager
-    # mode), which the built-in's tf.nn.relu does not pay.
-
-    #: ``max(x, 0)`` with TensorFlow's Relu gradient: ``g`` where x > 0,
-    #: else 0 -- **0 at x == 0**, unlike the tutorial's
-    #: ``tf.math.maximum(x, 0)``.
+    # relu_kernel calls the generated op wrapper that tf.nn.relu itself
+    # calls (tensorflow.python.ops.gen_nn_ops, present in every TF 2.x):
+    # keras.ops, and tf.raw_ops' keyword-only wrapper, add Python to every
+    # eager call, which the built-in's tf.nn.relu does not pay.
     from tensorflow.python.ops import gen_nn_ops as _gen_nn_ops
 
     def relu_forward_elementary(x):
@@ -441,8 +450,11 @@ else:
     def relu_kernel(x):
         """The formula above on TensorFlow's own kernels: ``Relu`` computes
         ``maximum(x, 0)`` and its registered gradient ``ReluGrad`` computes
-        ``g * (x > 0)``. tests/property/test_kernels.py checks both against
-        the elementary ops. ``Maximum`` + a hand-written ``Greater`` +
+        ``g * (x > 0)``, which is ``g if x > 0 else 0`` for a finite
+        upstream gradient up to the sign of zero (a masked-out g < 0 gives
+        -0.0; a masked-out NaN or inf gives NaN), exactly as the built-in
+        does. tests/property/test_kernels.py checks both against the
+        elementary ops, in eager, graph and XLA mode. ``Maximum`` + a hand-written ``Greater`` +
         ``Select`` gradient (the previous kernel) ran 0.75-0.90x the
         built-in in eager and graph fwd+bwd on CPU, and ``Maximum`` is
         slower than ``Relu`` in bfloat16 (0.82-0.89x forward);

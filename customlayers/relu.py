@@ -35,7 +35,8 @@ def _check_non_negative(name: str, value, allow_none: bool) -> None:
 
 @_compat.register_serializable()
 class ReLU(keras.layers.Layer):
-    """Rectified Linear Unit, written from elementwise comparisons and selects.
+    """Rectified Linear Unit, written from elementwise comparisons and selects
+    (plain ``max(x, 0)`` on the backend's fused relu kernels, see below).
 
     A drop-in for ``keras.layers.ReLU``: same arguments, same validation, and
     the same outputs *and gradients* everywhere::
@@ -54,15 +55,19 @@ class ReLU(keras.layers.Layer):
       path whose gradient is 0 there. We reproduce that quirk on purpose;
     - ``-0.0`` keeps its sign and ``NaN`` propagates where the built-in's does.
 
-    Speed: plain ``max(x, 0)`` runs on the backend's fused relu kernels
-    where there are some (TensorFlow ``Relu``/``ReluGrad``, ATen
-    ``relu``/``threshold_backward``): the elementary ops (a maximum, then a
+    Speed: plain ``max(x, 0)`` -- the default configuration, the relu step
+    before the clip when ``max_value`` is not 6, and the negative part when
+    ``negative_slope`` comes with a threshold or ``max_value`` (as in the
+    built-in) -- runs on the backend's fused relu kernels where there are
+    some (TensorFlow ``Relu``/``ReluGrad``, ATen ``relu``/
+    ``threshold_backward``): the elementary ops (a maximum, then a
     comparison and a select for the gradient) cost an extra kernel and, on
-    torch, a Python autograd node. ``tests/property/test_kernels.py`` proves
-    the fused kernels compute the elementary formula, values and gradients;
-    the other configurations are elementary ops with hand-written gradients.
-    On JAX the formula itself is jitted. ``benchmarks/RESULTS.md`` has the
-    numbers.
+    torch, a Python autograd node. ``tests/property/test_kernels.py`` checks
+    the fused kernels against the elementary formula, values and gradients,
+    in every mode (its allowances for TensorFlow's ``g * mask`` and CUDA's
+    sign of zero are written there). relu6, the threshold, the leaky slope
+    and the clip are elementary ops with hand-written gradients. On JAX the
+    formula itself is jitted. ``benchmarks/RESULTS.md`` has the numbers.
 
     Args:
         max_value: Float >= 0, the largest value returned. ``None`` means

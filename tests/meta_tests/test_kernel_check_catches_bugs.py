@@ -32,7 +32,7 @@ def test_kernel_check_catches_a_wrong_kernel(kernel, monkeypatch):
     # failures; each of them must be the check's own assertion, not a crash.
     with pytest.raises((AssertionError, ExceptionGroup)) as caught:
         test_kernels.test_relu_kernel_computes_the_elementary_formula(
-            dtype="float32")
+            dtype="float32", mode="eager")
     if isinstance(caught.value, ExceptionGroup):
         _, other = caught.value.split(AssertionError)
         assert other is None, f"the planted kernel crashed the check: {other!r}"

@@ -9,9 +9,13 @@ tell whether they compute the rule the layer is written to: this test can. It
 compares ``relu_kernel``'s values and its gradient (through the backend's own
 autodiff) with the elementary formula ``relu_forward_elementary`` /
 ``relu_backward_elementary`` on drawn arrays holding both zeros, the kink's
-neighbours, subnormals, huge values and non-finite values. On JAX the kernel
-*is* the elementary formula with a hand-written gradient, jitted, and the test
-checks that wiring.
+neighbours, subnormals, huge values and non-finite values, in every mode the
+backend has (eager; graph, ``tf.function``; compiled, XLA or ``jax.jit``),
+the elementary formula run in the same mode. On JAX the kernel *is* the
+elementary formula with a hand-written gradient, jitted, and the test checks
+that wiring. The allowances (TensorFlow's ``g * mask`` gradient, its
+thread-dependent flush-to-zero, CUDA's sign of zero) are written where they
+apply below; everything else is compared bit for bit.
 """
 
 import numpy as np
@@ -21,36 +25,75 @@ from hypothesis import strategies as st
 
 from customlayers import _compat
 from customlayers.testing import strategies as cst
+from customlayers.testing.backends import MODES, supported_modes
 from customlayers.testing.numerics import compare_arrays
 
 DTYPES = ("float16", "bfloat16", "float32", "float64")
 TF = _compat.BACKEND == "tensorflow"
 
 
-def _value_and_vjp(fn, x_np, g_np):
+def _value_and_vjp(fn, x_np, g_np, mode):
     """``fn(x)`` and the gradient of ``sum(fn(x) * g)`` w.r.t. ``x``, as
-    NumPy, computed by the backend's autodiff."""
+    NumPy, computed by the backend's autodiff in ``mode``."""
     if _compat.BACKEND == "jax":
         import jax
         import jax.numpy as jnp
-        y, vjp = jax.vjp(fn, jnp.asarray(x_np))
-        (dx,) = vjp(jnp.asarray(g_np))
+
+        def run(x, g):
+            y, vjp = jax.vjp(fn, x)
+            return y, vjp(g)[0]
+        if mode == "compiled":
+            run = jax.jit(run)
+        y, dx = run(jnp.asarray(x_np), jnp.asarray(g_np))
         return np.asarray(y), np.asarray(dx)
     if _compat.BACKEND == "torch":
+        import torch
         ops = _compat.ops
         x = ops.convert_to_tensor(x_np).detach().requires_grad_(True)
         y = fn(x)
-        (dx,) = __import__("torch").autograd.grad(
+        (dx,) = torch.autograd.grad(
             y, x, grad_outputs=ops.convert_to_tensor(g_np))
         return _compat.to_numpy(y), _compat.to_numpy(dx)
     import tensorflow as tf
-    x = _compat.input_tensor(x_np)
-    x = x if isinstance(x, tf.Tensor) else tf.constant(x)
-    g = _compat.input_tensor(g_np)
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        y = fn(x)
-    dx = tape.gradient(y, x, output_gradients=tf.convert_to_tensor(g))
+
+    def run(x, g):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = fn(x)
+        return y, tape.gradient(y, x, output_gradients=g)
+    if mode != "eager":
+        run = tf.function(run, jit_compile=mode == "compiled")
+    y, dx = run(_tf_tensor(x_np), _tf_tensor(g_np))
+    return _compat.to_numpy(y), _compat.to_numpy(dx)
+
+
+def _tf_tensor(a):
+    import tensorflow as tf
+    t = _compat.input_tensor(a)
+    return t if isinstance(t, tf.Tensor) else tf.constant(t)
+
+
+def _elementary_value_and_grad(x_np, g_np, mode):
+    """The elementary formula, run in the same ``mode`` (XLA, for one, has
+    its own lowering of max and select, so eager is not the reference for
+    compiled mode)."""
+    def run(x, g):
+        y = _compat.relu_forward_elementary(x)
+        return y, _compat.relu_backward_elementary(x, y, g)
+    if _compat.BACKEND == "tensorflow":
+        import tensorflow as tf
+        if mode != "eager":
+            run = tf.function(run, jit_compile=mode == "compiled")
+        y, dx = run(_tf_tensor(x_np), _tf_tensor(g_np))
+    elif _compat.BACKEND == "jax":
+        import jax
+        import jax.numpy as jnp
+        if mode == "compiled":
+            run = jax.jit(run)
+        y, dx = run(jnp.asarray(x_np), jnp.asarray(g_np))
+    else:
+        ops = _compat.ops
+        y, dx = run(ops.convert_to_tensor(x_np), ops.convert_to_tensor(g_np))
     return _compat.to_numpy(y), _compat.to_numpy(dx)
 
 
@@ -61,22 +104,24 @@ def _torch_on_cuda():
     return torch.cuda.is_available()
 
 
-def _elementary_value_and_grad(x_np, g_np):
-    ops = _compat.ops
-    x = ops.convert_to_tensor(_compat.input_tensor(x_np))
-    g = ops.convert_to_tensor(_compat.input_tensor(g_np))
-    y = _compat.relu_forward_elementary(x)
-    dx = _compat.relu_backward_elementary(x, y, g)
-    return _compat.to_numpy(y), _compat.to_numpy(dx)
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@given(data=st.data())
-def test_relu_kernel_computes_the_elementary_formula(dtype, data):
+def _dtype_param(dtype):
     reason = _compat.float64_unavailable(needs_matmul=False) \
         if dtype == "float64" else None
-    if reason:
-        pytest.skip(f"float64 kernel check: {reason}")
+    marks = [pytest.mark.skip(reason=f"float64 kernel check: {reason}")] \
+        if reason else []
+    return pytest.param(dtype, marks=marks, id=dtype)
+
+
+def _mode_param(mode):
+    reason = supported_modes()[mode]
+    marks = [pytest.mark.skip(reason=reason)] if reason else []
+    return pytest.param(mode, marks=marks, id=mode)
+
+
+@pytest.mark.parametrize("mode", [_mode_param(m) for m in MODES])
+@pytest.mark.parametrize("dtype", [_dtype_param(d) for d in DTYPES])
+@given(data=st.data())
+def test_relu_kernel_computes_the_elementary_formula(dtype, mode, data):
     shape = cst.draw_shape(data, min_rank=1, max_rank=3, max_dim=64)
     x = cst.draw_array(data, shape, dtype, kinks=(0.0,), nonfinite=True,
                        label="input", must_include=(0.0, -0.0))
@@ -87,9 +132,10 @@ def test_relu_kernel_computes_the_elementary_formula(dtype, data):
     # non-finite g too.
     g = cst.draw_array(data, shape, dtype, nonfinite=not TF,
                        label="upstream gradient", must_include=(-1.0, 1.0))
-    note(f"backend {_compat.BACKEND}, dtype {dtype}, shape {shape}")
-    y, dx = _value_and_vjp(_compat.relu_kernel, x, g)
-    y_ref, dx_ref = _elementary_value_and_grad(x, g)
+    note(f"backend {_compat.BACKEND}, mode {mode}, dtype {dtype}, "
+         f"shape {shape}")
+    y, dx = _value_and_vjp(_compat.relu_kernel, x, g, mode)
+    y_ref, dx_ref = _elementary_value_and_grad(x, g, mode)
     # TensorFlow runs CPU kernels with flush-to-zero on some threads and not
     # others (seen here: Maximum flushed a subnormal input that Relu kept,
     # in one process), so on TensorFlow subnormals compare as zero; the ReLU
