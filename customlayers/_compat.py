@@ -311,6 +311,20 @@ def _min6(x):
     return ops.minimum(x, _full(x, 6))
 
 
+def relu_forward_elementary(x):
+    """The ReLU formula from elementary ops: ``maximum(x, 0)`` (TensorFlow
+    and JAX; torch's, a select on ``x < 0``, is defined in its branch)."""
+    return _max0(x)
+
+
+def relu_backward_elementary(x, y, g):
+    """The ReLU gradient from elementary ops: ``g if x > 0 else 0`` --
+    **0 at x == 0**, unlike the tutorial's ``tf.math.maximum(x, 0)``, whose
+    gradient goes to ``x`` on a tie (TensorFlow and JAX; torch's selects on
+    the output, see its branch)."""
+    return ops.where(_positive(x), g, _zeros(g))
+
+
 if BACKEND == "torch":
     # PyTorch (ATen, CPU): relu(x) = clamp_min(x, 0), which keeps -0.0 and
     # NaN; its gradient is threshold_backward(g, relu(x), 0) =
@@ -345,10 +359,11 @@ if BACKEND == "torch":
         ``clamp_min(x, 0)`` with the C++ gradient ``threshold_backward(g, y,
         0)``. tests/property/test_kernels.py checks both against the
         elementary ops, bit for bit on CPU; ATen's CUDA relu maps -0.0 to
-        +0.0 (found on an H200), so there the sign of zero is not compared. Written as a ``torch.autograd.Function``
-        the layer ran eager fwd+bwd at 0.79-0.89x the built-in on an H200
-        (Python forward and backward); through keras.ops and
-        ``custom_gradient``, 0.45x on CPU (benchmarks/RESULTS.md)."""
+        +0.0 (found on an H200), so there the sign of zero is not compared.
+        Written as a ``torch.autograd.Function`` the layer ran eager
+        fwd+bwd at 0.79-0.89x the built-in on an H200 (Python forward and
+        backward); through keras.ops and ``custom_gradient``, 0.45x on CPU
+        (benchmarks/RESULTS.md)."""
         if not isinstance(x, _torch.Tensor):
             x = ops.convert_to_tensor(x)
         return _torch.relu(x)
@@ -399,13 +414,6 @@ elif BACKEND == "jax":
     # gradient splits ties (0.5 at x == hi). Where JAX differentiates the
     # formula itself, so do we: same primitives, same order.
 
-    #: The ReLU formula from elementary ops: ``maximum(x, 0)``.
-    relu_forward_elementary = _max0
-
-    def relu_backward_elementary(x, y, g):
-        """The ReLU gradient from elementary ops: ``g if x > 0 else 0``."""
-        return ops.where(_positive(x), g, _zeros(g))
-
     #: JAX has no fused ReLU kernels (jax.nn.relu is this same formula), so
     #: the kernel is the formula itself, jitted (see ``_with_gradient``).
     relu_kernel = _with_gradient(relu_forward_elementary,
@@ -437,28 +445,19 @@ else:
     # eager call, which the built-in's tf.nn.relu does not pay.
     from tensorflow.python.ops import gen_nn_ops as _gen_nn_ops
 
-    def relu_forward_elementary(x):
-        """The ReLU formula from elementary ops: ``maximum(x, 0)``."""
-        return _tf.maximum(x, _zeros(x))
-
-    def relu_backward_elementary(x, y, g):
-        """The ReLU gradient from elementary ops: ``g if x > 0 else 0`` --
-        **0 at x == 0**, unlike the tutorial's ``tf.math.maximum(x, 0)``,
-        whose gradient goes to ``x`` on a tie."""
-        return _tf.where(_tf.greater(x, _zeros(x)), g, _zeros(g))
-
     def relu_kernel(x):
-        """The formula above on TensorFlow's own kernels: ``Relu`` computes
+        """``relu_forward_elementary`` / ``relu_backward_elementary`` on
+        TensorFlow's own kernels: ``Relu`` computes
         ``maximum(x, 0)`` and its registered gradient ``ReluGrad`` computes
         ``g * (x > 0)``, which is ``g if x > 0 else 0`` for a finite
         upstream gradient up to the sign of zero (a masked-out g < 0 gives
         -0.0; a masked-out NaN or inf gives NaN), exactly as the built-in
         does. tests/property/test_kernels.py checks both against the
-        elementary ops, in eager, graph and XLA mode. ``Maximum`` + a hand-written ``Greater`` +
-        ``Select`` gradient (the previous kernel) ran 0.75-0.90x the
-        built-in in eager and graph fwd+bwd on CPU, and ``Maximum`` is
-        slower than ``Relu`` in bfloat16 (0.82-0.89x forward);
-        benchmarks/RESULTS.md has the numbers."""
+        elementary ops, in eager, graph and XLA mode. ``Maximum`` + a
+        hand-written ``Greater`` + ``Select`` gradient (the previous kernel)
+        ran 0.75-0.90x the built-in in eager and graph fwd+bwd on CPU, and
+        ``Maximum`` is slower than ``Relu`` in bfloat16 (0.82-0.89x
+        forward); benchmarks/RESULTS.md has the numbers."""
         return _gen_nn_ops.relu(x)
 
     def _relu6_values(x):

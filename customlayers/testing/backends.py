@@ -63,6 +63,15 @@ def supported_modes(backend: str = BACKEND) -> dict:
     return {m: reason for m in MODES}
 
 
+def torch_on_cuda() -> bool:
+    """Whether ATen's CUDA kernels run: the torch backend with a GPU (Keras
+    puts tensors on it whenever torch sees one)."""
+    if BACKEND != "torch":
+        return False
+    import torch
+    return torch.cuda.is_available()
+
+
 def _weight_name(v) -> str:
     return getattr(v, "path", None) or v.name
 

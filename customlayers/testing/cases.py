@@ -16,6 +16,7 @@ import customlayers
 from customlayers import _compat
 from customlayers._compat import keras
 from customlayers.testing import strategies as cst
+from customlayers.testing.backends import torch_on_cuda
 from customlayers.testing.tolerances import Tolerance
 
 
@@ -166,18 +167,9 @@ _RELU_SIGN_OF_ZERO = KnownDifference(
 )
 
 
-def _torch_on_cuda(policy: str, mode: str) -> bool:
-    """Where ATen's CUDA kernels run (the harness puts tensors on the GPU
-    whenever torch sees one)."""
-    if _compat.BACKEND != "torch":
-        return False
-    import torch
-    return torch.cuda.is_available()
-
-
 _RELU_CUDA_SIGN_OF_ZERO = KnownDifference(
     what="signed_zeros",
-    applies=_torch_on_cuda,
+    applies=lambda policy, mode: torch_on_cuda(),
     why="Found on an NVIDIA H200 (torch 2.11.0+cu130), not fixed yet: "
         "ATen's CUDA relu6 (hardtanh = clamp) returns +0.0 for -0.0, where "
         "its CPU kernels -- and customlayers.ReLU's elementary, where-based "

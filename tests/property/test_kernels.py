@@ -18,52 +18,37 @@ thread-dependent flush-to-zero, CUDA's sign of zero) are written where they
 apply below; everything else is compared bit for bit.
 """
 
-import numpy as np
 import pytest
 from hypothesis import given, note
 from hypothesis import strategies as st
 
 from customlayers import _compat
 from customlayers.testing import strategies as cst
-from customlayers.testing.backends import MODES, supported_modes
+from customlayers.testing.backends import MODES, supported_modes, torch_on_cuda
 from customlayers.testing.numerics import compare_arrays
 
 DTYPES = ("float16", "bfloat16", "float32", "float64")
 TF = _compat.BACKEND == "tensorflow"
 
 
-def _value_and_vjp(fn, x_np, g_np, mode):
-    """``fn(x)`` and the gradient of ``sum(fn(x) * g)`` w.r.t. ``x``, as
-    NumPy, computed by the backend's autodiff in ``mode``."""
-    if _compat.BACKEND == "jax":
+def _run_in_mode(run, x_np, g_np, mode):
+    """``run(x, g) -> (y, dx)`` on backend tensors, in ``mode`` (eager;
+    graph, ``tf.function``; compiled, XLA or ``jax.jit``), as NumPy."""
+    if _compat.BACKEND == "tensorflow":
+        import tensorflow as tf
+        if mode != "eager":
+            run = tf.function(run, jit_compile=mode == "compiled")
+        x, g = _tf_tensor(x_np), _tf_tensor(g_np)
+    elif _compat.BACKEND == "jax":
         import jax
         import jax.numpy as jnp
-
-        def run(x, g):
-            y, vjp = jax.vjp(fn, x)
-            return y, vjp(g)[0]
         if mode == "compiled":
             run = jax.jit(run)
-        y, dx = run(jnp.asarray(x_np), jnp.asarray(g_np))
-        return np.asarray(y), np.asarray(dx)
-    if _compat.BACKEND == "torch":
-        import torch
-        ops = _compat.ops
-        x = ops.convert_to_tensor(x_np).detach().requires_grad_(True)
-        y = fn(x)
-        (dx,) = torch.autograd.grad(
-            y, x, grad_outputs=ops.convert_to_tensor(g_np))
-        return _compat.to_numpy(y), _compat.to_numpy(dx)
-    import tensorflow as tf
-
-    def run(x, g):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            y = fn(x)
-        return y, tape.gradient(y, x, output_gradients=g)
-    if mode != "eager":
-        run = tf.function(run, jit_compile=mode == "compiled")
-    y, dx = run(_tf_tensor(x_np), _tf_tensor(g_np))
+        x, g = jnp.asarray(x_np), jnp.asarray(g_np)
+    else:
+        x = _compat.ops.convert_to_tensor(x_np)
+        g = _compat.ops.convert_to_tensor(g_np)
+    y, dx = run(x, g)
     return _compat.to_numpy(y), _compat.to_numpy(dx)
 
 
@@ -73,35 +58,33 @@ def _tf_tensor(a):
     return t if isinstance(t, tf.Tensor) else tf.constant(t)
 
 
-def _elementary_value_and_grad(x_np, g_np, mode):
-    """The elementary formula, run in the same ``mode`` (XLA, for one, has
-    its own lowering of max and select, so eager is not the reference for
-    compiled mode)."""
-    def run(x, g):
-        y = _compat.relu_forward_elementary(x)
-        return y, _compat.relu_backward_elementary(x, y, g)
-    if _compat.BACKEND == "tensorflow":
-        import tensorflow as tf
-        if mode != "eager":
-            run = tf.function(run, jit_compile=mode == "compiled")
-        y, dx = run(_tf_tensor(x_np), _tf_tensor(g_np))
-    elif _compat.BACKEND == "jax":
+def _kernel(x, g):
+    """``relu_kernel(x)`` and the gradient of ``sum(relu_kernel(x) * g)``
+    by the backend's own autodiff (looked up at call time, so a meta-test
+    can plant another kernel)."""
+    kernel = _compat.relu_kernel
+    if _compat.BACKEND == "jax":
         import jax
-        import jax.numpy as jnp
-        if mode == "compiled":
-            run = jax.jit(run)
-        y, dx = run(jnp.asarray(x_np), jnp.asarray(g_np))
-    else:
-        ops = _compat.ops
-        y, dx = run(ops.convert_to_tensor(x_np), ops.convert_to_tensor(g_np))
-    return _compat.to_numpy(y), _compat.to_numpy(dx)
+        y, vjp = jax.vjp(kernel, x)
+        return y, vjp(g)[0]
+    if _compat.BACKEND == "torch":
+        import torch
+        x = x.detach().requires_grad_(True)
+        y = kernel(x)
+        return y, torch.autograd.grad(y, x, grad_outputs=g)[0]
+    import tensorflow as tf
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = kernel(x)
+    return y, tape.gradient(y, x, output_gradients=g)
 
 
-def _torch_on_cuda():
-    if _compat.BACKEND != "torch":
-        return False
-    import torch
-    return torch.cuda.is_available()
+def _elementary(x, g):
+    """The elementary formula (run in the same mode as the kernel: XLA, for
+    one, has its own lowering of max and select, so eager is not the
+    reference for compiled mode)."""
+    y = _compat.relu_forward_elementary(x)
+    return y, _compat.relu_backward_elementary(x, y, g)
 
 
 def _dtype_param(dtype):
@@ -134,8 +117,8 @@ def test_relu_kernel_computes_the_elementary_formula(dtype, mode, data):
                        label="upstream gradient", must_include=(-1.0, 1.0))
     note(f"backend {_compat.BACKEND}, mode {mode}, dtype {dtype}, "
          f"shape {shape}")
-    y, dx = _value_and_vjp(_compat.relu_kernel, x, g, mode)
-    y_ref, dx_ref = _elementary_value_and_grad(x, g, mode)
+    y, dx = _run_in_mode(_kernel, x, g, mode)
+    y_ref, dx_ref = _run_in_mode(_elementary, x, g, mode)
     # TensorFlow runs CPU kernels with flush-to-zero on some threads and not
     # others (seen here: Maximum flushed a subnormal input that Relu kept,
     # in one process), so on TensorFlow subnormals compare as zero; the ReLU
@@ -147,7 +130,7 @@ def test_relu_kernel_computes_the_elementary_formula(dtype, mode, data):
     # CUDA.
     out = compare_arrays("relu_kernel value vs elementary formula", y, y_ref,
                          tolerance=None, flush_subnormals=TF,
-                         signed_zeros=not _torch_on_cuda())
+                         signed_zeros=not torch_on_cuda())
     assert out.passed, out.describe()
     # ReluGrad's two quirks: it computes g * mask, so a masked-out g < 0
     # gives -0.0 where the select gives +0.0 (measured: float16, bfloat16
