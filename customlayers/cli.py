@@ -21,17 +21,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     v = sub.add_parser("verify", help="run the equivalence battery")
-    v.add_argument("--profile", default="ci",
-                   choices=["ci", "dev", "thorough"],
-                   help="Hypothesis profile (default: ci)")
-    v.add_argument("--json", metavar="FILE", help="also write results here")
-    v.add_argument("--cases", nargs="+", metavar="PAIR",
-                   help="only these layer pairs (default: all declared)")
-    v.add_argument("--dtypes", nargs="+", metavar="POLICY",
-                   help="only these dtype policies")
-    v.add_argument("--modes", nargs="+", metavar="MODE",
-                   choices=["eager", "graph", "compiled"],
-                   help="only these execution modes")
+    from customlayers import verify
+    verify.add_arguments(v)
 
     t = sub.add_parser("train", help="train custom vs built-in on MNIST")
     try:
@@ -55,15 +46,7 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "verify":
         from customlayers import verify
-        from customlayers.testing.strategies import POLICIES
-        bad = sorted(set(args.dtypes or ()) - set(POLICIES))
-        if bad:
-            print(f"unknown dtype policies {bad}; expected some of "
-                  f"{list(POLICIES)}", file=sys.stderr)
-            return 2
-        return verify.run(profile=args.profile, json_path=args.json,
-                          cases=args.cases, policies=args.dtypes,
-                          modes=args.modes)
+        return verify.main(args)
     if args.command == "train":
         if getattr(args, "_train_error", None):
             print(f"training is unavailable: {args._train_error}",

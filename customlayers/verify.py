@@ -54,6 +54,33 @@ def _properties(cases, policies, modes):
                lambda rec, c=case: props.validation_property(c, rec), None)
 
 
+def add_arguments(v) -> None:
+    """The ``verify`` subcommand's options (the CLI only dispatches)."""
+    v.add_argument("--profile", default="ci",
+                   choices=["ci", "dev", "thorough"],
+                   help="Hypothesis profile (default: ci)")
+    v.add_argument("--json", metavar="FILE", help="also write results here")
+    v.add_argument("--cases", nargs="+", metavar="PAIR",
+                   help="only these layer pairs (default: all declared)")
+    v.add_argument("--dtypes", nargs="+", metavar="POLICY",
+                   help="only these dtype policies")
+    v.add_argument("--modes", nargs="+", metavar="MODE",
+                   choices=["eager", "graph", "compiled"],
+                   help="only these execution modes")
+
+
+def main(args) -> int:
+    """Run ``customlayers verify`` for parsed ``args``; the exit status."""
+    from customlayers.testing.strategies import POLICIES
+    bad = sorted(set(args.dtypes or ()) - set(POLICIES))
+    if bad:
+        print(f"unknown dtype policies {bad}; expected some of "
+              f"{list(POLICIES)}", file=sys.stderr)
+        return 2
+    return run(profile=args.profile, json_path=args.json, cases=args.cases,
+               policies=args.dtypes, modes=args.modes)
+
+
 def _fmt(v: float) -> str:
     if v == 0:
         return "0"
