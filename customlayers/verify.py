@@ -1,57 +1,39 @@
 """``customlayers verify``: the whole equivalence battery, as a report.
 
-Runs every generic property for every declared layer pair under a chosen
-Hypothesis profile, shows progress while it runs, then prints one row per
-(layer pair, check, dtype, mode): examples run, worst absolute and relative
-error, worst ULP distance, and the verdict (``bit-exact``, ``pass`` or
-``FAIL``). Every failure is followed by its minimal counterexample. The exit
-status is 1 if anything failed; ``--json FILE`` writes the same results for
-machines.
+Runs every generic property (:mod:`customlayers.testing.battery`) for each
+selected layer pair under a Hypothesis profile, prints one line per property
+as it finishes, then one row per (pair, check, dtype, mode): examples,
+worst absolute and relative error, worst ULP distance, the share of the
+tolerance used, and the verdict (``bit-exact``, ``pass``, ``expected``,
+``ok`` or ``FAIL``). Each failure is printed once, with its minimal example
+and how to replay it.
+
+Pairs: customlayers' own (``--cases Dense ReLU``), any
+:class:`~customlayers.testing.LayerCase` named as ``--case
+pkg.module:NAME`` or ``--case path/to/file.py:NAME``, and the cases that
+installed packages register under the entry-point group
+``customlayers.cases``.
+
+Exit status: 0 when everything passed, 1 when a check failed (or, with
+``--strict-known-differences``, a known difference was stale), 2 for a
+usage error (an unknown case, policy or mode included).
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
+import importlib
+import importlib.util
+import os
 import sys
 import time
-import traceback
+import warnings
+
+ENTRY_POINT_GROUP = "customlayers.cases"
 
 
-def _properties(cases, policies, modes):
-    """(label, case name, builder) for every property the battery runs."""
-    from customlayers import _compat
-    from customlayers.testing import properties as props
-    from customlayers.testing.backends import supported_modes
-
-    support = supported_modes()
-    for name, case in cases.items():
-        for policy in policies:
-            for mode in modes:
-                if support.get(mode):
-                    yield (f"equivalence {name} {policy} {mode}", name,
-                           None, support[mode])
-                    continue
-                yield (f"equivalence {name} {policy} {mode}", name,
-                       lambda rec, c=case, p=policy, m=mode:
-                       props.equivalence_property(c, p, m, rec), None)
-            yield (f"lazy build {name} {policy}", name,
-                   lambda rec, c=case, p=policy:
-                   props.lazy_build_property(c, p, rec), None)
-        for policy in ("float32", "mixed_float16"):
-            yield (f"config {name} {policy}", name,
-                   lambda rec, c=case, p=policy:
-                   props.config_property(c, p, rec), None)
-        for fmt in _compat.SAVE_FORMATS:
-            for policy in ("float32", "mixed_bfloat16"):
-                yield (f"{fmt} round trip {name} {policy}", name,
-                       lambda rec, c=case, p=policy, f=fmt:
-                       props.saving_property(c, p, rec, fmt=f),
-                       case.save_unsupported(fmt))
-        yield (f"numeric gradient {name} float64", name,
-               lambda rec, c=case: props.numeric_gradient_property(c, rec),
-               None)
-        yield (f"validation {name}", name,
-               lambda rec, c=case: props.validation_property(c, rec), None)
+class UsageError(Exception):
+    """A bad command line: exit status 2."""
 
 
 def add_arguments(v) -> None:
@@ -59,141 +41,238 @@ def add_arguments(v) -> None:
     v.add_argument("--profile", default="ci",
                    choices=["ci", "dev", "thorough"],
                    help="Hypothesis profile (default: ci)")
-    v.add_argument("--json", metavar="FILE", help="also write results here")
+    v.add_argument("--case", action="append", default=[],
+                   metavar="MODULE:NAME",
+                   help="a LayerCase to verify, as pkg.module:NAME or "
+                        "path/to/file.py:NAME (repeatable)")
     v.add_argument("--cases", nargs="+", metavar="PAIR",
-                   help="only these layer pairs (default: all declared)")
+                   help="only these declared pairs, by name (customlayers' "
+                        "own and installed packages' customlayers.cases)")
     v.add_argument("--dtypes", nargs="+", metavar="POLICY",
                    help="only these dtype policies")
     v.add_argument("--modes", nargs="+", metavar="MODE",
-                   choices=["eager", "graph", "compiled"],
-                   help="only these execution modes")
+                   help="only these execution modes (eager graph compiled)")
+    v.add_argument("--json", metavar="FILE", help="also write results here")
+    v.add_argument("--junit", metavar="FILE",
+                   help="also write JUnit XML here (one testcase per "
+                        "property)")
+    v.add_argument("--artifacts", metavar="DIR",
+                   help="folder for failure .npz files (default: failures/ "
+                        "in the customlayers cache, capped at 64 MiB)")
+    v.add_argument("--strict-known-differences", action="store_true",
+                   help="exit 1 when a declared known difference relaxed "
+                        "nothing in the run")
 
 
 def main(args) -> int:
     """Run ``customlayers verify`` for parsed ``args``; the exit status."""
-    from customlayers.testing.strategies import POLICIES
-    bad = sorted(set(args.dtypes or ()) - set(POLICIES))
-    if bad:
-        print(f"unknown dtype policies {bad}; expected some of "
-              f"{list(POLICIES)}", file=sys.stderr)
+    try:
+        return run(profile=args.profile, json_path=args.json,
+                   cases=list(args.cases or []) + list(args.case or []),
+                   policies=args.dtypes, modes=args.modes,
+                   junit_path=args.junit, artifacts=args.artifacts,
+                   strict_known_differences=args.strict_known_differences)
+    except UsageError as exc:
+        print(f"customlayers verify: error: {exc}", file=sys.stderr)
         return 2
-    return run(profile=args.profile, json_path=args.json, cases=args.cases,
-               policies=args.dtypes, modes=args.modes)
 
 
-def _fmt(v: float) -> str:
-    if v == 0:
-        return "0"
-    if v == float("inf"):
-        return "inf"
-    return f"{v:.3g}"
+# -- finding cases ------------------------------------------------------------
+
+def _cases_in(value, where):
+    from customlayers.testing.declarations import LayerCase
+    if isinstance(value, LayerCase):
+        return [value]
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)) and value and all(
+            isinstance(v, LayerCase) for v in value):
+        return list(value)
+    raise UsageError(f"{where} is {type(value).__name__}, not a LayerCase "
+                     "(or a list/dict of them)")
+
+
+def load_case_spec(spec: str) -> list:
+    """The case(s) named by ``pkg.module:NAME`` or ``file.py:NAME``."""
+    module_part, sep, attr = spec.rpartition(":")
+    if not sep or not module_part or not attr:
+        raise UsageError(f"--case {spec!r}: expected MODULE:NAME, e.g. "
+                         "my_pkg.cases:MY_CASE or examples/my_layer.py:CASE")
+    try:
+        if module_part.endswith(".py"):
+            path = os.path.abspath(module_part)
+            if not os.path.isfile(path):
+                raise UsageError(f"--case {spec!r}: no file {path}")
+            name = "_customlayers_case_" + os.path.basename(path)[:-3]
+            spec_obj = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(spec_obj)
+            sys.modules[name] = module
+            spec_obj.loader.exec_module(module)
+        else:
+            module = importlib.import_module(module_part)
+    except UsageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the user's module
+        raise UsageError(f"--case {spec!r}: cannot import {module_part}: "
+                         f"{type(exc).__name__}: {exc}") from exc
+    value = module
+    for part in attr.split("."):
+        if not hasattr(value, part):
+            raise UsageError(f"--case {spec!r}: {module_part} has no "
+                             f"attribute {attr!r}")
+        value = getattr(value, part)
+    return _cases_in(value, f"--case {spec!r}")
+
+
+def installed_cases() -> dict:
+    """Cases registered by installed packages (``customlayers.cases``)."""
+    from importlib.metadata import entry_points
+    found = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            value = ep.load()
+        except Exception as exc:  # noqa: BLE001 - name the culprit
+            raise UsageError(f"entry point {ep.name} = {ep.value} "
+                             f"({ENTRY_POINT_GROUP}) failed to load: "
+                             f"{type(exc).__name__}: {exc}") from exc
+        for case in _cases_in(value, f"entry point {ep.value}"):
+            found[case.name] = case
+    return found
+
+
+def select_cases(cases=None) -> list:
+    """``cases``: names, ``MODULE:NAME`` specs or LayerCase objects; none
+    means every declared and installed case."""
+    from customlayers.testing.cases import CASES
+    from customlayers.testing.declarations import LayerCase
+    known = {**CASES, **installed_cases()}
+    if not cases:
+        return list(known.values())
+    out = []
+    for c in cases:
+        if isinstance(c, LayerCase):
+            out.append(c)
+        elif isinstance(c, str) and ":" in c:
+            out += load_case_spec(c)
+        elif c in known:
+            out.append(known[c])
+        else:
+            raise UsageError(f"unknown layer pair {c!r}; declared: "
+                             f"{sorted(known)} (or pass --case MODULE:NAME)")
+    return out
+
+
+# -- running --------------------------------------------------------------------
+
+@contextlib.contextmanager
+def _quiet():
+    """Silence what is about Keras and TensorFlow, not the user's layer:
+    the legacy-HDF5 notice, softmax over a size-1 axis (a drawn Dense with
+    one unit), TensorFlow's retracing warnings."""
+    import logging
+    with warnings.catch_warnings():
+        for pattern in ("You are saving your model as an HDF5 file",
+                        ".*softmax over axis -1 of a tensor of shape",
+                        ".*HDF5.*legacy", ".*is deprecated"):
+            warnings.filterwarnings("ignore", message=pattern)
+        loggers = [logging.getLogger(n) for n in ("tensorflow", "absl")]
+        levels = [lg.level for lg in loggers]
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            for lg, level in zip(loggers, levels):
+                lg.setLevel(level)
 
 
 def run(profile="ci", json_path=None, cases=None, policies=None, modes=None,
-        out=sys.stdout) -> int:
-    """Run the battery; print progress and the table; return the exit code."""
+        out=sys.stdout, junit_path=None, artifacts=None,
+        strict_known_differences=False) -> int:
+    """Run the battery; print progress and the table; return the exit code.
+
+    ``cases``: names, ``MODULE:NAME`` specs or LayerCase objects (default:
+    every declared and installed case). Nothing global is changed: the
+    declarations are read, and results go to a recorder of this run.
+    Raises :class:`UsageError` for unknown cases, policies or modes.
+    """
     import hypothesis
 
     from customlayers._compat import BACKEND, KERAS_VERSION
-    from customlayers.testing import properties as props
+    from customlayers.testing import report as rpt
     from customlayers.testing.backends import MODES
-    from customlayers.testing.cases import CASES
+    from customlayers.testing.battery import items, run_item
     from customlayers.testing.profiles import PROFILES, load_profile
     from customlayers.testing.strategies import POLICIES
 
+    if profile not in PROFILES:
+        raise UsageError(f"unknown profile {profile!r}; expected one of "
+                         f"{sorted(PROFILES)}")
+    bad = sorted(set(policies or ()) - set(POLICIES))
+    if bad:
+        raise UsageError(f"unknown dtype policies {bad}; expected some of "
+                         f"{list(POLICIES)}")
+    bad = sorted(set(modes or ()) - set(MODES))
+    if bad:
+        raise UsageError(f"unknown modes {bad}; expected some of "
+                         f"{list(MODES)}")
+    selected = select_cases(cases)
     active = load_profile(profile)
-    selected = {k: v for k, v in CASES.items() if not cases or k in cases}
-    if cases and len(selected) != len(set(cases)):
-        unknown = sorted(set(cases) - set(CASES))
-        raise SystemExit(f"unknown layer pair(s) {unknown}; declared: "
-                         f"{sorted(CASES)}")
-    policies = policies or POLICIES
-    modes = modes or MODES
-    items = list(_properties(selected, policies, modes))
-    rec = props.Recorder()
-    failures, skipped = [], []
+    battery = [i for c in selected for i in items(c, policies, modes)]
+    rec = rpt.Recorder()
     seed_note = ("derandomized: fixed seed" if PROFILES[profile].get(
         "derandomize") else "random seed; failures print a reproduce blob")
     print(f"customlayers verify: profile {profile} (max_examples="
           f"{active.max_examples}, {seed_note}); keras {KERAS_VERSION}, "
-          f"backend {BACKEND}, hypothesis {hypothesis.__version__}",
-          file=out)
+          f"backend {BACKEND}, hypothesis {hypothesis.__version__}; pairs "
+          f"{[c.name for c in selected]}", file=out, flush=True)
+    results = []
     t0 = time.time()
-    for i, (label, case_name, build, skip_reason) in enumerate(items, 1):
-        head = f"[{i:>3}/{len(items)}] {label:<48}"
-        if skip_reason:
-            skipped.append({"property": label, "reason": skip_reason})
-            print(f"{head} skipped: {skip_reason}", file=out, flush=True)
-            continue
-        print(f"{head} ...", end="", file=out, flush=True)
-        before = sum(props.EXAMPLES_RUN.values())
-        t = time.time()
-        try:
-            build(rec)()
-            status = "ok"
-        except BaseException as exc:  # noqa: BLE001 - report, don't crash
-            if isinstance(exc, KeyboardInterrupt):
-                raise
-            status = "FAIL"
-            notes = "\n".join(getattr(exc, "__notes__", []))
-            text = "".join(traceback.format_exception_only(type(exc), exc))
-            failures.append({"property": label, "case": case_name,
-                             "error": text.strip(), "counterexample": notes})
-        n = sum(props.EXAMPLES_RUN.values()) - before
-        print(f"\r{head} {status} ({n} examples, {time.time() - t:.1f}s)",
-              file=out, flush=True)
+    with _quiet():
+        for i, item in enumerate(battery, 1):
+            before = sum(rec.examples.values())
+            status, secs, message = run_item(item, rec,
+                                             artifacts_dir=artifacts)
+            n = sum(rec.examples.values()) - before
+            head = f"[{i:>3}/{len(battery)}] {item.label:<48}"
+            tail = (f"skipped: {message}" if status == "skipped" else
+                    f"{status} ({n} examples, {secs:.1f}s)")
+            print(f"{head} {tail}", file=out, flush=True)
+            results.append((item.label, item.case.name, status, secs,
+                            message))
     elapsed = time.time() - t0
 
-    rows = []
-    for (case, check, policy, mode), st in sorted(rec.stats.items()):
-        verdict = "FAIL" if st.failed else (
-            "bit-exact" if st.bit_exact else "pass")
-        rows.append(dict(pair=case, check=check, dtype=policy, mode=mode,
-                         examples=st.examples, max_abs=st.max_abs,
-                         max_rel=st.max_rel, max_ulp=st.max_ulp,
-                         result=verdict))
-    # A property that failed on its first example recorded nothing: add it.
-    for f in failures:
-        rows.append(dict(pair=f["case"], check=f["property"], dtype="-",
-                         mode="-", examples=0, max_abs=float("inf"),
-                         max_rel=float("inf"), max_ulp=float("inf"),
-                         result="FAIL"))
-    header = ("pair", "check", "dtype", "mode", "examples", "worst abs",
-              "worst rel", "worst ULP", "result")
-    table = [header] + [
-        (r["pair"], r["check"], r["dtype"], r["mode"], str(r["examples"]),
-         _fmt(r["max_abs"]), _fmt(r["max_rel"]), _fmt(r["max_ulp"]),
-         r["result"]) for r in rows]
-    widths = [max(len(row[j]) for row in table) for j in range(len(header))]
     print("", file=out)
-    for j, row in enumerate(table):
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths)), file=out)
-        if j == 0:
-            print("  ".join("-" * w for w in widths), file=out)
-    total = sum(props.EXAMPLES_RUN.values())
-    notes = [(name, d) for name, c in selected.items()
-             for d in c.known_differences]
-    if notes:
-        print("\nDeclared known differences (relaxed only where they apply; "
-              "a 'pass' above instead of 'bit-exact' is one of these):",
+    print(rpt.format_table(rpt.TABLE_HEADER, rpt.table_rows(rec.rows())),
+          file=out)
+    declared = rec.ledger.declared
+    if declared:
+        print("\nDeclared known differences ('expected' above is one of "
+              "these):", file=out)
+        for label, d in sorted(declared.items()):
+            print(f"- {label}: needed in {rec.ledger.needed[label]} of "
+                  f"{rec.ledger.applied[label]} comparisons it applied to."
+                  f"\n  Why: {d.why}", file=out)
+    stale = rec.ledger.stale()
+    for d in stale:
+        print(f"\nSTALE known difference {d.label}: it relaxed nothing in "
+              f"this run{' (fails under --strict-known-differences)' if not strict_known_differences else ''}",
               file=out)
-        for name, d in notes:
-            print(f"- {name}, {d.what}: {d.why}", file=out)
-    for f in failures:
-        print(f"\nFAILED {f['property']}\n{f['error']}\n{f['counterexample']}",
-              file=out)
-    print(f"\n{len(items) - len(failures) - len(skipped)} passed, "
-          f"{len(failures)} failed, {len(skipped)} skipped; {total} "
-          f"examples in {elapsed:.0f}s", file=out)
+    for f in rec.failures:
+        print(f"\n{f.text()}", file=out)
+    n_fail = sum(r[2] == "FAIL" for r in results)
+    n_skip = sum(r[2] == "skipped" for r in results)
+    total = sum(rec.examples.values())
+    print(f"\n{len(results) - n_fail - n_skip} passed, {n_fail} failed, "
+          f"{n_skip} skipped; {total} examples in {elapsed:.0f}s", file=out)
+    meta = dict(profile=profile, backend=BACKEND, keras=KERAS_VERSION,
+                seconds=elapsed, pairs=[c.name for c in selected])
     if json_path:
-        with open(json_path, "w") as fh:
-            json.dump({"profile": profile, "backend": BACKEND,
-                       "keras": KERAS_VERSION, "seconds": elapsed,
-                       "examples": total, "rows": rows,
-                       "known_differences": [
-                           {"pair": n, "what": d.what, "why": d.why}
-                           for n, d in notes],
-                       "failures": failures, "skipped": skipped}, fh,
-                      indent=2, default=str)
+        rpt.write_json(json_path, rec, **meta)
         print(f"results written to {json_path}", file=out)
-    return 1 if failures else 0
+    if junit_path:
+        rpt.write_junit(junit_path, results, seconds=elapsed)
+        print(f"JUnit XML written to {junit_path}", file=out)
+    if n_fail or (strict_known_differences and stale):
+        return 1
+    return 0

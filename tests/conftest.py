@@ -29,14 +29,3 @@ def pytest_report_header(config):
             f"hypothesis {hypothesis.__version__}, profile {profile} "
             "(ci is derandomized: a fixed seed; others print "
             "'You can reproduce this example by ...' on failure)"]
-
-
-def pytest_terminal_summary(terminalreporter):
-    """Say how many Hypothesis examples the generic properties ran."""
-    from customlayers.testing.properties import EXAMPLES_RUN
-    total = sum(EXAMPLES_RUN.values())
-    if total:
-        parts = ", ".join(f"{k}: {v}" for k, v in sorted(EXAMPLES_RUN.items()))
-        terminalreporter.write_line(
-            f"customlayers: {total} Hypothesis examples passed through the "
-            f"generic properties ({parts})")

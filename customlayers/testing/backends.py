@@ -72,6 +72,20 @@ def torch_on_cuda() -> bool:
     return torch.cuda.is_available()
 
 
+def device() -> str:
+    """``"gpu"`` where the backend computes on a GPU, else ``"cpu"`` (what
+    a known difference's ``device=`` is matched against)."""
+    if BACKEND == "torch":
+        return "gpu" if torch_on_cuda() else "cpu"
+    if BACKEND == "jax":
+        import jax
+        return "gpu" if jax.default_backend() == "gpu" else "cpu"
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+        return "gpu" if tf.config.list_logical_devices("GPU") else "cpu"
+    return "cpu"
+
+
 def _weight_name(v) -> str:
     return getattr(v, "path", None) or v.name
 

@@ -19,17 +19,14 @@ replay the failure.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import io
-import os
-import tempfile
 
 import numpy as np
 
 from customlayers._compat import (BACKEND, KERAS_VERSION, apply_constraint,
                                   input_tensor, to_numpy)
-from customlayers.testing import backends
-from customlayers.testing.numerics import Comparison, compare_arrays
+from customlayers.testing import artifacts, backends
+from customlayers.testing.expectations import Ledger, Scope, compare_expected
+from customlayers.testing.numerics import Comparison
 from customlayers.testing.tolerances import Tolerance, tolerance_for
 
 #: Arrays with at most this many elements in all are printed inline in a
@@ -47,10 +44,17 @@ class EquivalenceReport:
     policy: str
     input_shape: tuple
     comparisons: list
+    #: The seed the weights were randomised from (``None``: given or kept).
+    weights_seed: int | None = None
 
     @property
     def passed(self) -> bool:
         return all(c.passed for c in self.comparisons)
+
+    @property
+    def expected_differences(self) -> list:
+        """Labels of the known differences some comparison needed."""
+        return sorted({e for c in self.comparisons for e in c.expected})
 
     @property
     def bit_exact(self) -> bool:
@@ -73,51 +77,45 @@ def _config(layer) -> dict:
         return {"<get_config failed>": repr(exc)}
 
 
-def _replay_blob(arrays: dict) -> str:
-    """Inline small arrays; save big ones to an .npz and name the file."""
+def _replay_blob(arrays: dict, directory=None) -> str:
+    """Small arrays inline; every array in an ``.npz`` whose path is named."""
     total = sum(int(np.asarray(a).size) for a in arrays.values())
+    lines = []
     if total <= INLINE_LIMIT:
-        np.set_printoptions(floatmode="unique")
-        try:
-            return "\n".join(
-                f"  {k} = np.array({np.asarray(v).astype(np.float64).tolist()!r}, "
+        with np.printoptions(floatmode="unique"):
+            lines += [
+                f"  {k} = np.array("
+                f"{np.asarray(v).astype(np.float64).tolist()!r}, "
                 f"dtype='{np.asarray(v).dtype.name}')"
-                for k, v in arrays.items())
-        finally:
-            np.set_printoptions(floatmode="maxprec")
-    buf = io.BytesIO()
-    np.savez(buf, **{k: np.asarray(v).astype(np.float64)
-                     for k, v in arrays.items()})
-    digest = hashlib.sha1(buf.getvalue()).hexdigest()[:16]
-    folder = os.environ.get("CUSTOMLAYERS_FAILURE_DIR") or os.path.join(
-        tempfile.gettempdir(), "customlayers-failures")
-    os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, f"{digest}.npz")
-    with open(path, "wb") as f:
-        f.write(buf.getvalue())
-    dtypes = {k: np.asarray(v).dtype.name for k, v in arrays.items()}
-    return (f"  arrays saved (as float64) to {path}; original dtypes "
-            f"{dtypes}\n  load with: d = np.load({path!r})")
+                for k, v in arrays.items()]
+    path = artifacts.save_arrays(arrays, directory)
+    lines.append(f"  arrays saved to {path}; load with "
+                 "customlayers.testing.artifacts.load_arrays(path)")
+    return "\n".join(lines)
 
 
 def _failure_message(report: EquivalenceReport, custom, reference,
-                     replay: dict, tolerance: Tolerance | None) -> str:
+                     replay: dict, tolerance, artifacts_dir=None) -> str:
     head = (f"{report.custom} is not equivalent to {report.reference}: "
             f"{len(report.failures())} of {len(report.comparisons)} checks "
             f"failed\n  dtype policy={report.policy} mode={report.mode} "
             f"input shape={report.input_shape} backend={BACKEND} "
             f"keras={KERAS_VERSION}")
+    out_tol = tolerance("output") if callable(tolerance) else tolerance
     tol = ("bit-exact (declared exact: same kernels expected)"
-           if tolerance is None else
-           f"rtol={tolerance.rtol:g} atol={tolerance.atol:g}")
+           if out_tol is None else
+           f"rtol={out_tol.rtol:g} atol={out_tol.atol:g}")
     parts = [head, f"  comparison: {tol}"]
+    if report.weights_seed is not None:
+        parts.append(f"  weights: random normal * 0.5 from seed "
+                     f"{report.weights_seed}")
     parts += [c.describe() for c in report.failures()]
     parts.append(f"  custom config: {_config(custom)}")
     parts.append(f"  reference config: {_config(reference)}")
     parts.append("  to replay: build both layers from these configs, set the "
                  "custom weights to `weights`, copy them to the reference, "
                  "and differentiate sum(layer(x) * upstream):")
-    parts.append(_replay_blob(replay))
+    parts.append(_replay_blob(replay, artifacts_dir))
     return "\n".join(parts)
 
 
@@ -132,6 +130,12 @@ def build_pair(custom, reference, x: np.ndarray, *, weights=None,
     ``weight_map`` (default: in order)."""
     custom(input_tensor(x))
     reference(input_tensor(x))
+    copy_weights(custom, reference, weights=weights, weight_map=weight_map)
+
+
+def copy_weights(custom, reference, *, weights=None, weight_map=None) -> None:
+    """Optionally set the custom layer's weights, then copy them into the
+    reference through ``weight_map`` (default: in order)."""
     if weights is not None:
         custom.set_weights(weights)
     mapped = (weight_map or _identity)(custom.get_weights())
@@ -146,13 +150,24 @@ def build_pair(custom, reference, x: np.ndarray, *, weights=None,
     reference.set_weights(mapped)
 
 
+def random_weights(layer, seed: int, scale: float = 0.5) -> list:
+    """Random normal values (times ``scale``) shaped like ``layer``'s
+    weights, never exactly zero, from ``seed``: a dropped bias or a
+    zero-initialised weight shows up, unlike with the fresh
+    initialisation."""
+    from customlayers.testing.strategies import random_weights as draw
+    return draw(np.random.default_rng(seed), layer.get_weights(),
+                scale=scale)
+
+
 def assert_equivalent(custom, reference, inputs, *, mode: str = "eager",
-                      upstream=None, weights=None, weight_map=None,
-                      exact: bool = False,
-                      tolerance: Tolerance | None = None,
+                      upstream=None, weights="random", weight_map=None,
+                      exact: bool = False, tolerance=None,
                       signed_zeros: bool = True,
                       flush_subnormals: bool = False,
-                      seed: int = 0) -> EquivalenceReport:
+                      seed: int = 0, known_differences=(), kwargs=None,
+                      ledger: Ledger | None = None,
+                      artifacts_dir=None) -> EquivalenceReport:
     """Assert that ``custom`` computes the same function as ``reference``.
 
     Args:
@@ -163,20 +178,31 @@ def assert_equivalent(custom, reference, inputs, *, mode: str = "eager",
             it (see :mod:`customlayers.testing.backends`).
         upstream: The gradient flowing into the output; default: standard
             normal values from ``seed``, in the output's dtype.
-        weights: Values to give the custom layer's weights before copying
-            (default: keep its initialisation).
+        weights: ``"random"`` (default: normal * 0.5 from ``seed``, never
+            the fresh initialisation, which would hide a dropped zero-
+            initialised bias), ``"keep"`` (the layers' own initialisation),
+            or a list of arrays for the custom layer's weights. They are
+            copied into the reference, in order or through ``weight_map``.
         weight_map: ``f(custom_weights) -> reference_weights`` for pairs
             whose weights differ in order or layout. It is applied to the
             weight *gradients* too, so it must be a linear rearrangement
             (reorder, transpose, split, concatenate).
         exact: Demand bit-exact results (for pairs that run the same
             kernels). The report says "bit-exact" either way when it is.
-        tolerance: Overrides the per-dtype entry of
+        tolerance: A :class:`Tolerance`, or ``f(check) -> Tolerance``;
+            default: the per-dtype entry of
             :data:`customlayers.testing.tolerances.TOLERANCES`.
-        signed_zeros: Whether ``-0.0`` vs ``+0.0`` counts as a difference.
-        flush_subnormals: Compare subnormal values as zero (see
-            :func:`customlayers.testing.numerics.compare_arrays`).
-        seed: Seed for the default ``upstream``.
+        signed_zeros: Whether ``-0.0`` vs ``+0.0`` counts as a difference
+            (everywhere; prefer a scoped ``known_differences`` entry).
+        flush_subnormals: Compare subnormal values as zero (everywhere).
+        seed: Seed for the random weights and the default ``upstream``.
+        known_differences: :class:`~customlayers.testing.KnownDifference`
+            declarations; each relaxes only the checks and scope it names.
+        kwargs: The constructor arguments, for the differences' ``when``
+            predicates.
+        ledger: Counts where each known difference applied and was needed.
+        artifacts_dir: Where a failure's ``.npz`` goes (see
+            :mod:`customlayers.testing.artifacts`).
 
     Returns:
         An :class:`EquivalenceReport` with every comparison, when all pass.
@@ -186,27 +212,59 @@ def assert_equivalent(custom, reference, inputs, *, mode: str = "eager",
             worst element of each failing check and how to replay it.
     """
     x = np.asarray(inputs)
-    build_pair(custom, reference, x, weights=weights, weight_map=weight_map)
+    weights_seed = None
+    if isinstance(weights, str) and weights not in ("random", "keep"):
+        raise ValueError(f"weights={weights!r}: expected 'random', 'keep' "
+                         "or a list of arrays")
+    build_pair(custom, reference, x, weight_map=weight_map)
+    if isinstance(weights, str):
+        if weights == "random":
+            weights_seed = seed
+            copy_weights(custom, reference, weight_map=weight_map,
+                         weights=random_weights(custom, seed))
+    else:
+        copy_weights(custom, reference, weights=weights,
+                     weight_map=weight_map)
     policy = _policy_name(reference)
+    dtype = getattr(reference, "compute_dtype", None) or policy
     if exact:
-        tolerance = None
+        tolerance_of = lambda check: None  # noqa: E731
     elif tolerance is None:
-        tolerance = tolerance_for(getattr(reference, "compute_dtype", None)
-                                  or policy)
+        table = tolerance_for(dtype)
+        tolerance_of = lambda check: table  # noqa: E731
+    elif callable(tolerance):
+        tolerance_of = tolerance
+    else:
+        tolerance_of = lambda check: tolerance  # noqa: E731
 
     comparisons: list[Comparison] = []
     if upstream is None:
-        shape, dtype = _output_spec(reference, x)
+        shape, out_dtype = _output_spec(reference, x)
         upstream = np.random.default_rng(seed).standard_normal(
-            shape).astype(dtype)
+            shape).astype(out_dtype)
     upstream = np.asarray(upstream)
     got = backends.forward_backward(custom, x, upstream, mode)
     want = backends.forward_backward(reference, x, upstream, mode)
+    scope = Scope(backend=BACKEND, policy=policy, mode=mode,
+                  device=backends.device(), kwargs=dict(kwargs or {}), x=x)
+    if not signed_zeros or flush_subnormals:
+        from customlayers.testing.declarations import KnownDifference
+        extra = []
+        if not signed_zeros:
+            extra.append(KnownDifference(
+                "signed_zeros", "signed_zeros=False", checks=("*",),
+                name="assert_equivalent"))
+        if flush_subnormals:
+            extra.append(KnownDifference(
+                "subnormals", "flush_subnormals=True", checks=("*",),
+                name="assert_equivalent"))
+        known_differences = tuple(known_differences) + tuple(extra)
 
-    def add(check, a, b, tol=tolerance, zeros=signed_zeros):
-        comparisons.append(compare_arrays(check, a, b, tolerance=tol,
-                                          signed_zeros=zeros,
-                                          flush_subnormals=flush_subnormals))
+    def add(check, a, b, tol=None, exact_check=False):
+        comparisons.append(compare_expected(
+            check, a, b,
+            tolerance=None if exact_check else (tol or tolerance_of(check)),
+            differences=known_differences, scope=scope, ledger=ledger))
 
     add("output", got.output, want.output)
     add("grad[input]", got.input_grad, want.input_grad)
@@ -226,18 +284,20 @@ def assert_equivalent(custom, reference, inputs, *, mode: str = "eager",
         add("losses", np.asarray(got.losses, np.float64),
             np.asarray(want.losses, np.float64))
         add("constraints", *_constrained(custom, reference, weight_map),
-            tol=None)
+            exact_check=True)
 
     report = EquivalenceReport(
         custom=type(custom).__name__, reference=type(reference).__name__,
         mode=mode, policy=policy, input_shape=tuple(x.shape),
-        comparisons=comparisons)
+        comparisons=comparisons, weights_seed=weights_seed)
     if not report.passed:
         replay = {"x": x, "upstream": upstream}
         for i, w in enumerate(custom.get_weights()):
             replay[f"weights[{i}]"] = w
-        raise AssertionError(_failure_message(report, custom, reference,
-                                              replay, tolerance))
+        error = AssertionError(_failure_message(
+            report, custom, reference, replay, tolerance_of, artifacts_dir))
+        error.report = report  # the comparisons, for reports
+        raise error
     return report
 
 
@@ -259,13 +319,17 @@ def _constrained(custom, reference, weight_map):
 
 def _same_check(check: str, a: list, b: list) -> Comparison:
     """An equality check on non-numeric facts (dtype names, counts)."""
-    ok = list(a) == list(b)
+    return fact_check(check, list(a) == list(b),
+                      f"custom {list(a)} vs reference {list(b)}")
+
+
+def fact_check(check: str, ok: bool, problem: str = "") -> Comparison:
+    """A check of a fact, not of numbers (dtype names, counts, an error
+    raised): reports show ``n/a`` for its errors."""
     return Comparison(
-        check=check, shape=(len(b),), dtype="-", passed=ok, bit_exact=ok,
-        max_abs=0.0 if ok else np.inf, max_rel=0.0 if ok else np.inf,
-        max_ulp=0.0 if ok else np.inf, n_bad=0 if ok else 1,
-        n_total=max(len(b), 1),
-        problem="" if ok else f"custom {list(a)} vs reference {list(b)}")
+        check=check, shape=(), dtype="-", passed=bool(ok), bit_exact=False,
+        max_abs=0.0, max_rel=0.0, max_ulp=0.0, n_bad=0 if ok else 1,
+        n_total=1, problem="" if ok else problem, numeric=False)
 
 
 def _output_spec(layer, x):

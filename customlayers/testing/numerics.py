@@ -71,10 +71,21 @@ class Comparison:
     worst_custom: float | None = None
     worst_reference: float | None = None
     problem: str = ""
+    #: ``False`` for checks of facts, not numbers (dtype names, counts):
+    #: reports show ``n/a`` for their errors.
+    numeric: bool = True
+    #: The largest ``|a - b| / (atol + rtol * |b|)`` over finite elements
+    #: (``<= 1`` when within tolerance); 0 when bit-exact, ``inf`` for a
+    #: difference under a bit-exact comparison.
+    tol_used: float = 0.0
+    #: Labels of the known differences this comparison needed to pass.
+    expected: tuple = ()
 
     def describe(self) -> str:
         """One paragraph that says what failed, where, and by how much."""
         lines = [f"check {self.check!r}: {self.problem}"]
+        if not self.numeric:
+            return lines[0]
         if self.worst_index is not None:
             lines.append(
                 f"  worst element at index {self.worst_index}: "
@@ -106,7 +117,8 @@ def _flush(x: np.ndarray) -> np.ndarray:
 def compare_arrays(check: str, custom, reference, *,
                    tolerance: Tolerance | None,
                    signed_zeros: bool = True,
-                   flush_subnormals: bool = False) -> Comparison:
+                   flush_subnormals: bool = False,
+                   nan_placement: bool = True) -> Comparison:
     """Compare ``custom`` with ``reference`` element by element.
 
     Args:
@@ -115,9 +127,13 @@ def compare_arrays(check: str, custom, reference, *,
         reference: The reference's array.
         tolerance: ``None`` demands bit-exact equality (NaN payloads aside);
             otherwise ``|a - b| <= atol + rtol * |b|``.
-        signed_zeros: Whether ``-0.0`` vs ``+0.0`` counts as a difference.
+        signed_zeros: Whether ``-0.0`` vs ``+0.0`` counts as a difference
+            in a bit-exact comparison (``tolerance=None``); under a
+            tolerance they are equal values.
         flush_subnormals: Treat subnormal values as zero on both sides (for
             kernels whose flush-to-zero state depends on the thread).
+        nan_placement: Whether a NaN must face a NaN. ``False`` lets a NaN
+            on either side face any value (a declared known difference).
 
     Returns:
         A :class:`Comparison`; its ``passed`` says whether it is within
@@ -155,24 +171,41 @@ def compare_arrays(check: str, custom, reference, *,
     ulp = ulp_distance(a, b)
     ulp_finite = np.where(finite, ulp, 0.0)
     same_value = both_nan | (a64 == b64)
+    if not nan_placement:
+        same_value = same_value | nan_a | nan_b
     sign_differs = (a64 == 0) & (b64 == 0) & (
         np.signbit(a64) != np.signbit(b64))
     if tolerance is None:
         bad = ~same_value
+        bound = np.zeros_like(abs_err)
+        # Above the atol of nothing: every finite difference counts fully.
+        counted = finite & (abs_err > 0)
     else:
-        within = finite & (abs_err <= tolerance.atol
-                           + tolerance.rtol * np.abs(b64))
+        bound = tolerance.atol + tolerance.rtol * np.abs(b64)
+        within = finite & (abs_err <= bound)
         bad = ~(same_value | within)
-    if signed_zeros:
+        # Relative error and ULP mean something only where the relative
+        # term of the bound dominates, |b| >= atol / rtol (near zero a 1e-30
+        # difference is 1e8 ULP and a huge relative error, yet well inside
+        # atol): the report shows them there only.
+        counted = finite & (tolerance.rtol * np.abs(b64) >= tolerance.atol)
+    if signed_zeros and tolerance is None:
+        # The sign of zero is part of a bit-for-bit comparison. Under a
+        # tolerance (different arithmetic, legitimately) -0.0 and +0.0 are
+        # the same value, |a - b| = 0.
         bad = bad | sign_differs
-    bit_exact = bool(np.all(same_value & ~sign_differs))
+    bit_exact = bool(np.all((both_nan | (a64 == b64)) & ~sign_differs))
     n_bad = int(np.count_nonzero(bad))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frac = np.where(finite & (abs_err > 0),
+                        np.where(bound > 0, abs_err / np.where(
+                            bound > 0, bound, 1.0), np.inf), 0.0)
     comp = Comparison(
         **base, passed=n_bad == 0, bit_exact=bit_exact,
         max_abs=float(abs_err.max(initial=0.0)),
-        max_rel=float(rel_err.max(initial=0.0)),
-        max_ulp=float(ulp_finite.max(initial=0.0)),
-        n_bad=n_bad)
+        max_rel=float(np.where(counted, rel_err, 0.0).max(initial=0.0)),
+        max_ulp=float(np.where(counted, ulp_finite, 0.0).max(initial=0.0)),
+        n_bad=n_bad, tol_used=float(frac.max(initial=0.0)))
     if n_bad:
         # The worst element: a NaN/inf misplacement first, then the largest
         # ULP distance among the failing elements.
@@ -182,7 +215,8 @@ def compare_arrays(check: str, custom, reference, *,
         comp.worst_index = idx
         comp.worst_custom = _as_float(a[idx])
         comp.worst_reference = _as_float(b[idx])
-        if not finite[idx] and not both_nan[idx] and a64[idx] != b64[idx]:
+        if not finite[idx] and not both_nan[idx] and not (
+                a64[idx] == b64[idx]):
             comp.problem = "NaN/inf placement differs"
         elif sign_differs[idx]:
             comp.problem = "sign of zero differs (-0.0 vs +0.0)"

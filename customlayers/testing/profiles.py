@@ -10,6 +10,12 @@ next time. Every profile prints the ``@reproduce_failure`` blob.
   to pass in about a minute on a 2-core machine.
 - ``dev``: random, 3x the examples.
 - ``thorough``: random, 20x the examples, for a nightly run.
+
+Shrinking a failure is bounded per profile (:data:`SHRINK_SECONDS`: 20 s in
+``ci``, 60 s in ``dev``, 300 s in ``thorough``, Hypothesis's own limit):
+replaying one layer example builds two layers, and an unbounded shrink took
+50 s to over 5 minutes per failure. The minimal example found by then is
+what gets printed.
 """
 
 from __future__ import annotations
@@ -36,6 +42,18 @@ _COMMON = dict(
 )
 
 
+#: Seconds Hypothesis may spend shrinking one failure, per profile.
+SHRINK_SECONDS = {"ci": 20, "dev": 60, "thorough": 300}
+
+_ACTIVE = {"name": None}
+
+
+def shrink_seconds():
+    """The shrinking budget of the profile loaded through
+    :func:`load_profile` (``None``: Hypothesis's own)."""
+    return SHRINK_SECONDS.get(_ACTIVE["name"])
+
+
 def register_profiles() -> None:
     """Register the three profiles with Hypothesis (idempotent)."""
     for name, kwargs in PROFILES.items():
@@ -49,4 +67,5 @@ def load_profile(name: str) -> settings:
         raise ValueError(f"unknown Hypothesis profile {name!r}; expected "
                          f"one of {sorted(PROFILES)}")
     settings.load_profile(name)
+    _ACTIVE["name"] = name
     return settings()

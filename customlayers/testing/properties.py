@@ -1,22 +1,22 @@
-"""The generic properties, run for every declared :class:`LayerCase`.
+"""The generic properties, for any declared
+:class:`~customlayers.testing.LayerCase`.
 
 Each ``*_property(case, ...)`` returns a Hypothesis test function (already
 decorated with ``@given`` and ``@settings``) that raises on the first
-falsifying example, after shrinking it. ``tests/property`` calls them under
-pytest; ``customlayers verify`` calls the same functions and records what
-each example measured in a :class:`Recorder`.
+falsifying example, after shrinking it. Each draws one example (labelled,
+so a failure reads like a sentence) and hands it to a plain ``check_*``
+function, which :func:`~customlayers.testing.run_equivalence_test` also
+calls with fixed values. Nothing here knows a particular layer: what is
+special about a pair lives in its declaration.
 
 Example counts scale with the active Hypothesis profile: a property runs
-``weight * max_examples`` examples (at least 1), so ``--hypothesis-profile``
-(``ci``, ``dev``, ``thorough``) sizes the whole battery at once.
+``WEIGHTS[kind] * max_examples`` examples (at least 1).
 """
 
 from __future__ import annotations
 
-import collections
-import dataclasses
 import math
-import os
+import re
 import tempfile
 
 import numpy as np
@@ -27,8 +27,10 @@ from customlayers import _compat
 from customlayers._compat import keras, to_numpy
 from customlayers.testing import strategies as cst
 from customlayers.testing.backends import forward_backward
-from customlayers.testing.equivalence import assert_equivalent, build_pair
-from customlayers.testing.numerics import compare_arrays
+from customlayers.testing.equivalence import (assert_equivalent, build_pair,
+                                              fact_check)
+from customlayers.testing.expectations import Scope, compare_expected
+from customlayers.testing.report import PROCESS
 from customlayers.testing.tolerances import Tolerance
 
 #: Share of the profile's ``max_examples`` each property runs.
@@ -40,52 +42,13 @@ WEIGHTS = {
     "config": 1.2,
     "saving": 0.03,
     "numeric_gradient": 0.5,
-    "validation": 2.5,
+    "error_inputs": 2.5,
 }
 
 
 def n_examples(key: str) -> int:
     """Examples for property ``key`` under the active profile."""
     return max(1, round(settings().max_examples * WEIGHTS[key]))
-
-
-@dataclasses.dataclass
-class CheckStats:
-    """What one check measured over all examples of a property."""
-
-    examples: int = 0
-    max_abs: float = 0.0
-    max_rel: float = 0.0
-    max_ulp: float = 0.0
-    bit_exact: bool = True
-    failed: bool = False
-
-    def add(self, comparison) -> None:
-        self.examples += 1
-        self.max_abs = max(self.max_abs, comparison.max_abs)
-        self.max_rel = max(self.max_rel, comparison.max_rel)
-        self.max_ulp = max(self.max_ulp, comparison.max_ulp)
-        self.bit_exact &= comparison.bit_exact
-        self.failed |= not comparison.passed
-
-
-class Recorder:
-    """Collects :class:`CheckStats` keyed by (case, check, policy, mode)."""
-
-    def __init__(self):
-        self.stats = collections.defaultdict(CheckStats)
-
-    def record(self, case, policy, mode, comparisons, kind) -> None:
-        """Record one passed example of property ``kind``."""
-        EXAMPLES_RUN[kind] += 1
-        for c in comparisons:
-            self.stats[(case, c.check, policy, mode)].add(c)
-
-
-_NULL = Recorder()
-
-#: Examples run so far in this process, per property kind (for reports).
-EXAMPLES_RUN = collections.Counter()
 
 
 def _settings(key):
@@ -99,19 +62,13 @@ def _make(case, kwargs, policy, factory=None):
     return (factory or case.custom)(**kwargs, dtype=policy)
 
 
-def _draw_setup(data, case, policy, *, nonfinite_ok=True):
-    """Constructor args, an input and (random) weights for one example."""
-    kwargs = case.draw_kwargs(data)
-    shape = case.draw_input_shape(data, kwargs)
-    nonfinite = nonfinite_ok and data.draw(
-        st.booleans(), label="include NaN/inf in the input")
-    kinks = case.kinks(kwargs)
-    x = cst.draw_array(data, shape, cst.input_dtype(policy),
-                       kinks=kinks, nonfinite=nonfinite, label="input",
-                       must_include=_distinct((0.0, -0.0) + tuple(kinks)))
-    seed = data.draw(st.integers(0, 2 ** 32 - 1), label="weights seed")
-    return kwargs, x, np.random.default_rng(seed)
+def _scope(policy, mode, kwargs=None, x=None):
+    from customlayers.testing.backends import device
+    return Scope(backend=_compat.BACKEND, policy=policy, mode=mode,
+                 device=device(), kwargs=dict(kwargs or {}), x=x)
 
+
+# -- inputs -----------------------------------------------------------------
 
 def _distinct(values):
     """Values without repeats, telling -0.0 from +0.0 (a set would not)."""
@@ -124,33 +81,102 @@ def _distinct(values):
     return tuple(out)
 
 
+def guaranteed_values(case, kwargs, dtype) -> tuple:
+    """What every equivalence input holds, placed on purpose: both zeros,
+    each kink and its exact +-1-ULP neighbours in ``dtype``, inside the
+    case's ``input_range``."""
+    kinks = tuple(case.kinks(kwargs))
+    values = [0.0, -0.0]
+    for k in kinks:
+        values += [k, *cst.ulp_neighbours(k, dtype)]
+    if case.input_range is not None:
+        lo, hi = case.input_range
+        values = [v for v in values if lo <= v <= hi]
+    return _distinct(values)
+
+
+def draw_input(data, case, policy, kwargs, *, nonfinite=False,
+               max_specials=8, label="input", shape=None):
+    """One input array for ``case`` under ``policy`` (see
+    :class:`~customlayers.testing.LayerCase` for the knobs)."""
+    dtype = cst.input_dtype(policy)
+    if case.input_data is not None:
+        spec = case.input_data
+        if isinstance(spec, st.SearchStrategy):
+            return np.asarray(data.draw(spec, label=label))
+        return np.asarray(spec)
+    if shape is None:
+        shape = case.draw_input_shape(data, kwargs)
+    if case.input_elements is not None:
+        from hypothesis.extra import numpy as hnp
+        x = data.draw(hnp.arrays(np.float64, shape,
+                                 elements=case.input_elements), label=label)
+        return x.astype(cst.np_dtype(dtype))
+    kinks = tuple(case.kinks(kwargs))
+    return cst.draw_array(
+        data, shape, dtype, kinks=kinks,
+        nonfinite=nonfinite and case.allow_nonfinite, label=label,
+        max_specials=max_specials, value_range=case.input_range,
+        must_include=guaranteed_values(case, kwargs, dtype))
+
+
+def _draw_setup(data, case, policy, *, nonfinite_ok=True):
+    """Constructor args, an input and a weights seed for one example."""
+    kwargs = case.draw_kwargs(data)
+    nonfinite = nonfinite_ok and case.allow_nonfinite and data.draw(
+        st.booleans(), label="include NaN/inf in the input")
+    x = draw_input(data, case, policy, kwargs, nonfinite=nonfinite)
+    seed = data.draw(st.integers(0, 2 ** 32 - 1), label="weights seed")
+    return kwargs, x, seed
+
+
 # -- 1. outputs, input gradients, weight gradients ------------------------
 
-def equivalence_property(case, policy, mode, recorder=_NULL):
+def check_equivalence(case, policy, mode, kwargs, x, seed, upstream=None,
+                      recorder=PROCESS, artifacts_dir=None):
+    """One example: outputs and gradients equal the reference's."""
+    custom = _make(case, kwargs, policy)
+    reference = _make(case, kwargs, policy, case.reference)
+    exact = case.is_exact(policy, mode)
+    recorder.ledger.declare(case.known_differences)
+    try:
+        report = assert_equivalent(
+            custom, reference, x, mode=mode, upstream=upstream,
+            weights="random", seed=seed, weight_map=case.weight_map,
+            exact=exact,
+            tolerance=lambda check: case.tolerance(policy, check),
+            known_differences=case.known_differences, kwargs=kwargs,
+            ledger=recorder.ledger, artifacts_dir=artifacts_dir)
+    except AssertionError as exc:
+        exc.record = (case.name, policy, mode, exc.report.comparisons) \
+            if hasattr(exc, "report") else None
+        raise
+    recorder.record(case.name, policy, mode, report.comparisons,
+                    "equivalence")
+    return report
+
+
+def equivalence_property(case, policy, mode, recorder=PROCESS,
+                         artifacts_dir=None):
     """Outputs and gradients (input and every weight) equal the
     reference's, in ``mode``, under dtype ``policy``."""
 
     @_settings(f"equivalence/{mode}")
     @given(data=st.data())
     def equivalence(data):
-        kwargs, x, rng = _draw_setup(data, case, policy)
-        custom = _make(case, kwargs, policy)
-        reference = _make(case, kwargs, policy, case.reference)
-        build_pair(custom, reference, x, weight_map=case.weight_map)
-        weights = cst.random_weights(rng, custom.get_weights())
-        out_shape = tuple(reference.compute_output_shape(x.shape))
-        upstream = cst.draw_array(data, out_shape,
-                                  cst.compute_dtype(policy),
-                                  label="upstream gradient", max_specials=2)
-        exact = case.exact(policy, mode)
-        report = assert_equivalent(
-            custom, reference, x, mode=mode, upstream=upstream,
-            weights=weights, weight_map=case.weight_map, exact=exact,
-            tolerance=None if exact else case.tolerance(policy),
-            signed_zeros=case.signed_zeros(policy, mode),
-            flush_subnormals=case.flush_subnormals(policy, mode))
-        recorder.record(case.name, policy, mode, report.comparisons,
-                        "equivalence")
+        kwargs, x, seed = _draw_setup(data, case, policy)
+        upstream = None
+        try:
+            reference = _make(case, kwargs, policy, case.reference)
+            out_shape = tuple(reference.compute_output_shape(x.shape))
+        except Exception:  # noqa: BLE001 - then the seed makes it
+            out_shape = None
+        if out_shape and all(isinstance(d, int) for d in out_shape):
+            upstream = cst.draw_array(
+                data, out_shape, cst.compute_dtype(policy),
+                label="upstream gradient", max_specials=2)
+        check_equivalence(case, policy, mode, kwargs, x, seed, upstream,
+                          recorder, artifacts_dir)
 
     equivalence.__name__ = f"equivalence[{case.name}-{policy}-{mode}]"
     return equivalence
@@ -158,124 +184,150 @@ def equivalence_property(case, policy, mode, recorder=_NULL):
 
 # -- 2. lazy build, varying batch sizes, changed last dimension ----------
 
-def lazy_build_property(case, policy, recorder=_NULL):
-    """The layer builds from the first input's last dimension, then accepts
-    any batch size and rank (>= 2) with that last dimension, and rejects a
-    different last dimension with a ValueError naming the layer, the
-    expected and the received dimension."""
+def _outcome(layer, x):
+    """``("ok", output shape)`` or ``("error", exception)``."""
+    try:
+        return "ok", tuple(to_numpy(layer(_compat.input_tensor(x))).shape)
+    except Exception as exc:  # noqa: BLE001 - compared with the reference
+        return "error", exc
+
+
+def check_lazy_build(case, policy, kwargs, first_shape, call_shapes, wrong,
+                     recorder=PROCESS):
+    """One example of the lazy-build property (see
+    :func:`lazy_build_property`)."""
+    layer = _make(case, kwargs, policy)
+    reference = _make(case, kwargs, policy, case.reference)
+    if not reference.weights:
+        assert not layer.weights, (
+            f"weights exist before the first call: {layer.weights}")
+    build_shape = (None,) + tuple(first_shape[1:])
+    layer.build(build_shape)  # unknown batch dimension
+    reference.build(build_shape)
+    got = [tuple(w.shape) for w in layer.weights]
+    want = [tuple(w.shape) for w in reference.weights]
+    assert got == want, (f"weight shapes after build({build_shape}): "
+                         f"custom {got}, reference {want}")
+    names = [_compat.variable_name(w) for w in layer.weights]
+    ref_names = [_compat.variable_name(w) for w in reference.weights]
+    assert names == ref_names, (
+        f"weight names differ: custom {names}, reference {ref_names}")
+    before = [np.asarray(w).copy() for w in layer.get_weights()]
+    dtype = cst.input_dtype(policy)
+    for i, shape in enumerate(call_shapes):
+        x = np.ones(shape, dtype)
+        (k, a), (rk, b) = _outcome(layer, x), _outcome(reference, x)
+        if rk == "error":
+            assert k == "error", (
+                f"call {i}: the reference refused shape {shape} "
+                f"({type(b).__name__}: {b}); the custom layer accepted it")
+        else:
+            assert k == "ok", (f"call {i}: shape {shape} raised "
+                               f"{type(a).__name__}: {a}; the reference "
+                               f"returned shape {b}")
+            assert a == b, f"call {i}: output shape {a}, expected {b}"
+    after = layer.get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(before, after)), \
+        "calling the layer changed its weights"
+    checks = [fact_check("lazy build", True)]
+    last = first_shape[-1]
+    bad = np.ones((2,) + tuple(first_shape[1:-1]) + (wrong,), dtype)
+    (k, exc), (rk, ref_exc) = _outcome(layer, bad), _outcome(reference, bad)
+    if rk == "ok":
+        assert k == "ok", (
+            f"{case.name} built for last dimension {last} raised "
+            f"{type(exc).__name__} for an input of shape {bad.shape}, which "
+            f"the reference accepts (output shape {ref_exc}): {exc}")
+        assert exc == ref_exc, (f"changed last dimension: output shape "
+                                f"{exc}, expected {ref_exc}")
+    else:
+        if k == "ok":
+            raise AssertionError(
+                f"{case.name} built for last dimension {last} accepted an "
+                f"input of shape {bad.shape}; the reference raises "
+                f"{type(ref_exc).__name__}: {ref_exc}")
+        if not isinstance(exc, (ValueError, type(ref_exc))):
+            raise AssertionError(
+                f"{case.name} built for last dimension {last} raised "
+                f"{type(exc).__name__} for an input of shape {bad.shape}; "
+                f"expected a ValueError (or {type(ref_exc).__name__}, as the "
+                f"reference) naming the layer and both dimensions: {exc}")
+        msg = str(exc)
+        missing = [s for s in (layer.name, str(last), str(wrong))
+                   if s not in msg]
+        assert not missing, (f"the error for last dimension {wrong} (built "
+                             f"for {last}) does not name {missing}: {msg!r}")
+    checks.append(fact_check("changed last dim", True))
+    recorder.record(case.name, policy, "eager", checks, "lazy build")
+
+
+def lazy_build_property(case, policy, recorder=PROCESS):
+    """The layer builds from an input shape with an unknown batch
+    dimension, creates the reference's weights (shapes and names), then
+    behaves as the reference on other batch sizes and shapes with that last
+    dimension (accepting what it accepts, with the same output shapes) and
+    on a changed last dimension: where the reference raises, a ValueError
+    naming the layer, the expected and the received dimension; where it
+    accepts (a configuration without weights), the same output shape."""
 
     @_settings("lazy_build")
     @given(data=st.data())
     def lazy_build(data):
         kwargs = case.draw_kwargs(data)
-        last = data.draw(st.integers(1, 64), label="last dimension")
-        layer = _make(case, kwargs, policy)
-        reference = _make(case, kwargs, policy, case.reference)
-        assert not layer.weights, "weights exist before the first call"
-        layer.build((None, last))  # unknown batch dimension
-        reference.build((None, last))
-        shapes_ok = ([tuple(w.shape) for w in layer.weights]
-                     == [tuple(w.shape) for w in reference.weights])
-        assert shapes_ok, (
-            f"weight shapes after build((None, {last})): custom "
-            f"{[tuple(w.shape) for w in layer.weights]}, reference "
-            f"{[tuple(w.shape) for w in reference.weights]}")
-        names = [_compat.variable_name(w) for w in layer.weights]
-        ref_names = [_compat.variable_name(w) for w in reference.weights]
-        assert names == ref_names, (
-            f"weight names differ: custom {names}, reference {ref_names}")
-        before = [np.asarray(w).copy() for w in layer.get_weights()]
+        first = case.draw_input_shape(data, kwargs)
+        last = first[-1]
         n_calls = data.draw(st.integers(1, 3), label="number of calls")
+        shapes = []
         for i in range(n_calls):
-            shape = cst.draw_shape(data, last_dim=last, max_size=512,
-                                   label=f"call {i} shape")
-            x = np.ones(shape, cst.input_dtype(policy))
-            y = to_numpy(layer(_compat.input_tensor(x)))
-            want = tuple(reference.compute_output_shape(shape))
-            assert y.shape == want, (
-                f"call {i}: output shape {y.shape}, expected {want}")
-        after = layer.get_weights()
-        assert all(np.array_equal(a, b) for a, b in zip(before, after)), \
-            "calling the layer changed its weights"
-        if not case.has_weights:
-            recorder.record(case.name, policy, "eager", [_ok("lazy build")],
-                            "lazy build")
-            return
-        wrong = data.draw(st.integers(1, 65).filter(lambda d: d != last),
-                          label="changed last dimension")
-        bad = _compat.input_tensor(
-            np.ones((2, wrong), cst.input_dtype(policy)))
-        try:
-            layer(bad)
-        except Exception as exc:  # noqa: BLE001 - any other type is a bug
-            if not isinstance(exc, ValueError):
-                raise AssertionError(
-                    f"{case.name} built for last dimension {last} raised "
-                    f"{type(exc).__name__} for an input of shape "
-                    f"{bad.shape}; expected a ValueError naming the layer "
-                    f"and both dimensions: {exc}") from None
-            msg = str(exc)
-            missing = [s for s in (layer.name, str(last), str(wrong))
-                       if s not in msg]
-            assert not missing, (f"the error for last dimension {wrong} "
-                                 f"(built for {last}) does not name "
-                                 f"{missing}: {msg!r}")
-        else:
-            raise AssertionError(
-                f"{case.name} built for last dimension {last} accepted an "
-                f"input of shape {bad.shape} without a ValueError")
-        recorder.record(case.name, policy, "eager",
-                        [_ok("lazy build"), _ok("changed last dim error")],
-                        "lazy build")
+            s = case.draw_input_shape(data, kwargs)
+            shapes.append(tuple(s[:-1]) + (last,))
+        wrong = data.draw(st.integers(1, max(65, last + 1)).filter(
+            lambda d: d != last), label="changed last dimension")
+        check_lazy_build(case, policy, kwargs, first, shapes, wrong,
+                         recorder)
 
     lazy_build.__name__ = f"lazy_build[{case.name}-{policy}]"
     return lazy_build
 
 
-def _ok(check):
-    from customlayers.testing.numerics import Comparison
-    return Comparison(check=check, shape=(), dtype="-", passed=True,
-                      bit_exact=True, max_abs=0.0, max_rel=0.0, max_ulp=0.0,
-                      n_bad=0, n_total=1)
-
-
 # -- 3. get_config / from_config ------------------------------------------
 
-_REFERENCE_ONLY_KEYS = {"quantization_config", "lora_rank", "lora_alpha"}
+def check_config(case, policy, kwargs, x, recorder=PROCESS):
+    """One example of the config property."""
+    layer = _make(case, kwargs, policy)
+    reference = _make(case, kwargs, policy, case.reference)
+    cfg = layer.get_config()
+    ignore = set(case.config_ignore_keys) | {"name"}
+    ref_cfg = {k: v for k, v in reference.get_config().items()
+               if k not in ignore}
+    mine = {k: v for k, v in cfg.items() if k != "name"}
+    assert mine == ref_cfg, (
+        f"config differs from the reference's:\n  custom    {mine}\n"
+        f"  reference {ref_cfg}")
+    clone = type(layer).from_config(cfg)
+    assert clone.get_config() == cfg, "from_config(get_config()) differs"
+    type(reference).from_config(cfg)  # the reference can load it too
+    x = _compat.input_tensor(x)
+    layer(x)
+    clone(x)
+    clone.set_weights(layer.get_weights())
+    comp = compare_expected("config", to_numpy(clone(x)), to_numpy(layer(x)),
+                            tolerance=None)
+    assert comp.passed, comp.describe()
+    recorder.record(case.name, policy, "eager", [comp], "config")
 
 
-def config_property(case, policy, recorder=_NULL):
+def config_property(case, policy, recorder=PROCESS):
     """``from_config(get_config())`` rebuilds an identical layer; the
-    config has the reference's keys and values (minus its LoRA and
-    quantization extras), and the reference class loads it too."""
+    config has the reference's keys and values (minus the declared
+    ``config_ignore_keys``), and the reference class loads it too."""
 
     @_settings("config")
     @given(data=st.data())
     def config(data):
         kwargs = case.draw_kwargs(data)
-        layer = _make(case, kwargs, policy)
-        reference = _make(case, kwargs, policy, case.reference)
-        cfg = layer.get_config()
-        ref_cfg = {k: v for k, v in reference.get_config().items()
-                   if k not in _REFERENCE_ONLY_KEYS and k != "name"}
-        mine = {k: v for k, v in cfg.items() if k != "name"}
-        assert mine == ref_cfg, (
-            f"config differs from the reference's:\n  custom    {mine}\n"
-            f"  reference {ref_cfg}")
-        clone = type(layer).from_config(cfg)
-        assert clone.get_config() == cfg, "from_config(get_config()) differs"
-        type(reference).from_config(cfg)  # the reference can load it too
-        shape = case.draw_input_shape(data, kwargs)
-        x = cst.draw_array(data, shape, cst.input_dtype(policy),
-                           label="input", max_specials=0)
-        x = _compat.input_tensor(x)
-        layer(x)
-        clone(x)
-        clone.set_weights(layer.get_weights())
-        comp = compare_arrays("config round trip output", to_numpy(clone(x)),
-                              to_numpy(layer(x)), tolerance=None)
-        assert comp.passed, comp.describe()
-        recorder.record(case.name, policy, "eager", [comp], "config")
+        x = draw_input(data, case, policy, kwargs, max_specials=0)
+        check_config(case, policy, kwargs, x, recorder)
 
     config.__name__ = f"config[{case.name}-{policy}]"
     return config
@@ -286,47 +338,59 @@ def config_property(case, policy, recorder=_NULL):
 _FORMAT_LABELS = {"keras": ".keras", "h5": "HDF5", "savedmodel": "SavedModel"}
 
 
-def saving_property(case, policy, recorder=_NULL, fmt="keras"):
-    """A Sequential model holding the layer saves in ``fmt`` (``keras``,
-    ``h5`` or ``savedmodel``; see ``_compat.SAVE_FORMATS``) and loads back,
-    with the class resolved through registration, and gives identical
-    outputs. HDF5 and SavedModel store weights by name, which is where the
-    tutorial's "name your weights" matters on Keras 2: two unnamed weights
-    there are both ``Variable:0`` and the save fails."""
+def check_saving(case, policy, fmt, kwargs, x, seed, recorder=PROCESS):
+    """One example of the save/load property."""
     label = _FORMAT_LABELS[fmt]
+    layer = _make(case, kwargs, policy)
+    model = keras.Sequential([keras.Input(x.shape[1:]), layer])
+    model.set_weights(cst.random_weights(np.random.default_rng(seed),
+                                         model.get_weights()))
+    before = to_numpy(model(x))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = _compat.save_path(tmp, fmt)
+        try:
+            _compat.save_model(model, path, fmt)
+            loaded = _compat.load_model(path, fmt)
+        except Exception as exc:  # noqa: BLE001 - report, do not crash
+            raise AssertionError(
+                f"{label} round trip of {case.name}({kwargs}) failed "
+                f"with {type(exc).__name__}: {exc}") from exc
+        if isinstance(loaded, keras.Model):
+            inner = loaded.layers[-1]
+            assert type(inner) is type(layer), (
+                f"loaded layer is {type(inner).__name__}, expected "
+                f"{type(layer).__name__}")
+            names = [_compat.variable_name(w) for w in inner.weights]
+            want = [_compat.variable_name(w) for w in layer.weights]
+            assert names == want, (
+                f"weight names after the {label} round trip: {names}, "
+                f"expected {want}")
+        after = to_numpy(loaded(x))
+    check = f"saving/{fmt}"
+    exact = case.is_exact(policy, "eager")
+    comp = compare_expected(
+        check, after, before,
+        tolerance=None if exact else case.tolerance(policy, check),
+        differences=case.known_differences,
+        scope=_scope(policy, "eager", kwargs, x), ledger=recorder.ledger)
+    assert comp.passed, (f"{label} round trip output differs:\n"
+                         f"{comp.describe()}")
+    recorder.record(case.name, policy, "eager", [comp], "saving")
+
+
+def saving_property(case, policy, recorder=PROCESS, fmt="keras"):
+    """A Sequential model holding the layer saves in ``fmt`` (``keras``,
+    ``h5`` or ``savedmodel``) and loads back, with the class resolved
+    through registration, the same weight names and the same outputs (bit
+    for bit where the case is exact, else within its tolerance). HDF5 and
+    SavedModel store weights by name, which is where the tutorial's "name
+    your weights" matters on Keras 2."""
 
     @_settings("saving")
     @given(data=st.data())
     def saving(data):
-        kwargs, x, rng = _draw_setup(data, case, policy, nonfinite_ok=False)
-        layer = _make(case, kwargs, policy)
-        model = keras.Sequential([keras.Input(x.shape[1:]), layer])
-        model.set_weights(cst.random_weights(rng, model.get_weights()))
-        before = to_numpy(model(x))
-        with tempfile.TemporaryDirectory() as tmp:
-            path = _compat.save_path(tmp, fmt)
-            try:
-                _compat.save_model(model, path, fmt)
-                loaded = _compat.load_model(path, fmt)
-            except Exception as exc:  # noqa: BLE001 - report, do not crash
-                raise AssertionError(
-                    f"{label} round trip of {case.name}({kwargs}) failed "
-                    f"with {type(exc).__name__}: {exc}") from exc
-            if isinstance(loaded, keras.Model):
-                inner = loaded.layers[-1]
-                assert type(inner) is type(layer), (
-                    f"loaded layer is {type(inner).__name__}, expected "
-                    f"{type(layer).__name__}")
-                names = [_compat.variable_name(w) for w in inner.weights]
-                want = [_compat.variable_name(w) for w in layer.weights]
-                assert names == want, (
-                    f"weight names after the {label} round trip: {names}, "
-                    f"expected {want}")
-            after = to_numpy(loaded(x))
-        comp = compare_arrays(f"{label} round trip output", after, before,
-                              tolerance=None)
-        assert comp.passed, comp.describe()
-        recorder.record(case.name, policy, "eager", [comp], "saving")
+        kwargs, x, seed = _draw_setup(data, case, policy, nonfinite_ok=False)
+        check_saving(case, policy, fmt, kwargs, x, seed, recorder)
 
     saving.__name__ = f"saving[{case.name}-{policy}-{fmt}]"
     return saving
@@ -337,7 +401,8 @@ def saving_property(case, policy, recorder=_NULL, fmt="keras"):
 #: Central differences with step h: truncation O(h**2 * f''') ~ 1e-12 and
 #: roundoff O(u / h) ~ 1e-10 relative for h = 1e-6 in float64. 1e-6 relative
 #: leaves room for curvature (tanh, gelu) and is far below a wrong kink (1.0)
-#: or a missing term.
+#: or a missing term. A case overrides it with
+#: ``check_tolerances={"numeric gradient": ...}``.
 NUMERIC_TOLERANCE = Tolerance(
     rtol=1e-6, atol=1e-7,
     reason="float64 central difference, h=1e-6: truncation ~h**2, roundoff "
@@ -346,7 +411,51 @@ NUMERIC_STEP = 1e-6
 KINK_MARGIN = 1e-3
 
 
-def numeric_gradient_property(case, recorder=_NULL):
+def numeric_tolerance(case) -> Tolerance:
+    from customlayers.testing.declarations import check_matches
+    for pattern, tol in case.check_tolerances.items():
+        if check_matches("numeric gradient", pattern):
+            return tol if isinstance(tol, Tolerance) else tol.get(
+                "float64", NUMERIC_TOLERANCE)
+    return NUMERIC_TOLERANCE
+
+
+def check_numeric_gradient(case, kwargs, x, seed, recorder=PROCESS):
+    """One example of the numeric-gradient property."""
+    kinks = np.asarray(case.kinks(kwargs), np.float64)
+    for k in kinks:  # push inputs off the kinks
+        near = np.abs(x - k) < KINK_MARGIN
+        x = np.where(near, k + np.where(x >= k, 2, -2) * KINK_MARGIN, x)
+    layer = _make(case, kwargs, "float64")
+    layer(x)
+    rng = np.random.default_rng(seed)
+    weights = cst.random_weights(rng, layer.get_weights())
+    layer.set_weights(weights)
+    out = forward_backward(layer, x, None).output
+    g = rng.standard_normal(out.shape)
+    fb = forward_backward(layer, x, g)
+    # One random direction for the input and each weight at once.
+    dx = rng.standard_normal(x.shape)
+    dws = [rng.standard_normal(w.shape) for w in weights]
+    analytic = float(np.sum(fb.input_grad * dx) + sum(
+        np.sum(gw * d) for gw, d in zip(fb.weight_grads, dws)))
+    h = NUMERIC_STEP
+
+    def f(sign):
+        layer.set_weights([w + sign * h * d for w, d in zip(weights, dws)])
+        return float(np.sum(to_numpy(layer(x + sign * h * dx)) * g))
+
+    numeric = (f(+1) - f(-1)) / (2 * h)
+    layer.set_weights(weights)
+    comp = compare_expected("numeric gradient", np.float64(analytic),
+                            np.float64(numeric),
+                            tolerance=numeric_tolerance(case))
+    assert comp.passed, comp.describe()
+    recorder.record(case.name, "float64", "eager", [comp],
+                    "numeric gradient")
+
+
+def numeric_gradient_property(case, recorder=PROCESS):
     """In float64, away from the kinks, the analytic directional derivative
     of ``sum(f(x, W) * g)`` along a random direction equals the central
     difference: an independent check of the gradients, not relying on the
@@ -356,89 +465,106 @@ def numeric_gradient_property(case, recorder=_NULL):
     @given(data=st.data())
     def numeric_gradient(data):
         kwargs = case.smooth_kwargs(case.draw_kwargs(data))
-        kwargs = {**kwargs, **{k: None for k in (
-            "kernel_regularizer", "bias_regularizer", "activity_regularizer",
-            "kernel_constraint", "bias_constraint") if k in kwargs}}
-        shape = cst.draw_shape(data, max_size=256)
-        x = cst.draw_array(data, shape, "float64", label="input",
-                           max_specials=0)
-        kinks = np.asarray(case.kinks(kwargs), np.float64)
-        for k in kinks:  # push inputs off the kinks
-            near = np.abs(x - k) < KINK_MARGIN
-            x = np.where(near, k + np.where(x >= k, 2, -2) * KINK_MARGIN, x)
-        layer = _make(case, kwargs, "float64")
-        layer(x)
-        rng = np.random.default_rng(data.draw(st.integers(0, 2 ** 32 - 1),
-                                              label="weights seed"))
-        weights = cst.random_weights(rng, layer.get_weights())
-        layer.set_weights(weights)
-        out = forward_backward(layer, x, None).output
-        g = rng.standard_normal(out.shape)
-        fb = forward_backward(layer, x, g)
-        # One random direction for the input and each weight at once.
-        dx = rng.standard_normal(x.shape)
-        dws = [rng.standard_normal(w.shape) for w in weights]
-        analytic = float(np.sum(fb.input_grad * dx) + sum(
-            np.sum(gw * d) for gw, d in zip(fb.weight_grads, dws)))
-        h = NUMERIC_STEP
-
-        def f(sign):
-            layer.set_weights([w + sign * h * d for w, d in zip(weights, dws)])
-            return float(np.sum(to_numpy(layer(x + sign * h * dx)) * g))
-
-        numeric = (f(+1) - f(-1)) / (2 * h)
-        layer.set_weights(weights)
-        comp = compare_arrays("numeric gradient (float64)",
-                              np.float64(analytic), np.float64(numeric),
-                              tolerance=NUMERIC_TOLERANCE)
-        assert comp.passed, comp.describe()
-        recorder.record(case.name, "float64", "eager", [comp],
-                        "numeric gradient")
+        shape = (cst.draw_shape(data, max_size=256)
+                 if case.input_shape is None else None)
+        x = draw_input(data, case, "float64", kwargs, max_specials=0,
+                       shape=shape)
+        seed = data.draw(st.integers(0, 2 ** 32 - 1), label="weights seed")
+        check_numeric_gradient(case, kwargs, x, seed, recorder)
 
     numeric_gradient.__name__ = f"numeric_gradient[{case.name}]"
     return numeric_gradient
 
 
-# -- 6. constructor validation -------------------------------------------
+def numeric_gradient_unavailable(case) -> str | None:
+    """Why this backend cannot run ``case`` in real float64 (``None`` if it
+    can): checked by running the reference once in float64."""
+    reason = _compat.float64_unavailable(needs_matmul=False)
+    if reason:
+        return reason
+    kwargs = case.smooth_kwargs(case.plain_kwargs())
+    try:
+        from customlayers.testing.declarations import _SimplestData
+        reference = _make(case, kwargs, "float64", case.reference)
+        shape = case.draw_input_shape(_SimplestData(), kwargs)
+        y = to_numpy(reference(np.ones(shape, np.float64)))
+    except Exception as exc:  # noqa: BLE001 - the reason is reported
+        return (f"the reference could not run in float64 here "
+                f"({type(exc).__name__}: {exc})")
+    if y.dtype != np.float64:
+        return (f"keras {_compat.KERAS_VERSION} on {_compat.BACKEND}: "
+                f"{type(reference).__name__} returns {y.dtype} for a float64 "
+                "input, so a float64 central difference cannot apply (the "
+                "reference itself does not compute in float64 here)")
+    return None
 
-def validation_property(case, recorder=_NULL):
-    """Bad constructor arguments get a ValueError that names the argument
-    and the bad value, wherever the reference rejects them (and where we
-    are stricter on purpose); good ones construct."""
-    triples = list(case.invalid_kwargs) + list(case.stricter_kwargs)
 
-    @_settings("validation")
+# -- 6. error inputs -----------------------------------------------------
+
+def _raises(fn):
+    try:
+        fn()
+    except Exception as exc:  # noqa: BLE001 - inspected by the caller
+        return exc
+    return None
+
+
+def check_error_input(case, good_kwargs, error, recorder=PROCESS):
+    """One declared :class:`~customlayers.testing.ErrorInput`, over a valid
+    set of constructor arguments."""
+    kwargs = {**good_kwargs, **error.init_kwargs}
+
+    def attempt(factory):
+        def run():
+            layer = factory(**kwargs)
+            if error.input_shape is not None:
+                layer(_compat.input_tensor(
+                    np.ones(error.input_shape, "float32")))
+        return run
+
+    if error.reference_raises:
+        ref_exc = _raises(attempt(case.reference))
+        assert ref_exc is not None, (
+            f"the reference accepted {error.label}; the declaration says it "
+            "raises")
+    exc = _raises(attempt(case.custom))
+    if exc is None:
+        raise AssertionError(f"{case.name}: {error.label} was accepted; "
+                             f"expected {error.error.__name__} matching "
+                             f"{error.match!r}")
+    if not isinstance(exc, error.error):
+        raise AssertionError(
+            f"{case.name}: {error.label} raised {type(exc).__name__}: {exc}; "
+            f"expected {error.error.__name__} matching {error.match!r}")
+    assert re.search(error.match, str(exc)), (
+        f"{case.name}: the {type(exc).__name__} for {dict(error.init_kwargs)}"
+        f" does not match {error.match!r}: {str(exc)!r}")
+    recorder.record(case.name, "-", "-", [fact_check("error input", True)],
+                    "error inputs")
+
+
+def error_inputs_property(case, recorder=PROCESS):
+    """Each declared error input is refused with the declared exception and
+    message, over random valid arguments, wherever the reference refuses it
+    too (and where the custom layer is stricter on purpose)."""
+
+    @_settings("error_inputs")
     @given(data=st.data())
-    def validation(data):
+    def error_inputs(data):
         good = case.draw_kwargs(data)
         case.custom(**good)
         case.reference(**good)
-        bad, name, value = data.draw(st.sampled_from(triples),
-                                     label="invalid argument")
-        kwargs = {**good, **bad}
-        if (bad, name, value) in case.invalid_kwargs:
-            try:
-                case.reference(**kwargs)
-            except (ValueError, TypeError):
-                pass
-            else:
-                raise AssertionError(
-                    f"the reference accepted {name}={value!r}; the "
-                    "declaration lists it as invalid")
-        try:
-            case.custom(**kwargs)
-        except ValueError as exc:
-            msg = str(exc)
-            shown = repr(value) if not isinstance(value, float) or not \
-                math.isnan(value) else "nan"
-            assert name in msg and shown in msg, (
-                f"the error for {name}={value!r} does not name the argument "
-                f"and the value: {msg!r}")
-        else:
-            raise AssertionError(f"{case.name}({name}={value!r}) was "
-                                 "accepted; expected a ValueError")
-        recorder.record(case.name, "-", "-", [_ok("validation")],
-                        "validation")
+        error = data.draw(st.sampled_from(case.error_inputs),
+                          label="error input")
+        check_error_input(case, good, error, recorder)
 
-    validation.__name__ = f"validation[{case.name}]"
-    return validation
+    error_inputs.__name__ = f"error_inputs[{case.name}]"
+    return error_inputs
+
+
+def names_value(name: str, value) -> str:
+    """A regex matching a message that names argument ``name`` and its
+    ``value`` (in either order)."""
+    shown = "nan" if isinstance(value, float) and math.isnan(value) \
+        else repr(value)
+    return f"(?s)(?=.*{re.escape(name)})(?=.*{re.escape(shown)})"

@@ -73,6 +73,16 @@ def draw_shape(data, *, min_rank=2, max_rank=MAX_RANK, max_dim=MAX_DIM,
     return tuple(dims)
 
 
+def ulp_neighbours(value: float, dtype: str) -> tuple:
+    """The representable numbers just below and just above ``value`` in
+    ``dtype`` (``np.nextafter``, which works on ml_dtypes' bfloat16 too):
+    exactly one ULP either side."""
+    dt = np_dtype(dtype)
+    v = np.asarray(value, dt)
+    return (float(np.nextafter(v, np.asarray(-np.inf, dt))),
+            float(np.nextafter(v, np.asarray(np.inf, dt))))
+
+
 def special_values(dtype: str, kinks=(), *, nonfinite: bool) -> list:
     """The values a property must see: zeros of both signs, the kinks of the
     function, one ULP either side of each kink, the smallest subnormal and
@@ -82,11 +92,7 @@ def special_values(dtype: str, kinks=(), *, nonfinite: bool) -> list:
     values = [0.0, -0.0, 1.0, -1.0]
     for k in kinks:
         kk = np.asarray(k, dt)
-        values += [float(kk), float(-kk)]
-        values += [float(np.nextafter(kk, np.asarray(np.inf, dt)))
-                   if dtype != "bfloat16" else float(kk) * (1 + 2 ** -7),
-                   float(np.nextafter(kk, np.asarray(-np.inf, dt)))
-                   if dtype != "bfloat16" else float(kk) * (1 - 2 ** -7)]
+        values += [float(kk), float(-kk), *ulp_neighbours(float(kk), dtype)]
     values += [float(info.smallest_subnormal), -float(info.smallest_subnormal),
                float(info.tiny), float(info.max) / 4, -float(info.max) / 4]
     if nonfinite:
@@ -96,15 +102,22 @@ def special_values(dtype: str, kinks=(), *, nonfinite: bool) -> list:
 
 def draw_array(data, shape, dtype: str, *, kinks=(), nonfinite=False,
                label="input", scales=(1.0, 1e-3, 100.0), max_specials=8,
-               must_include=()):
+               must_include=(), value_range=None):
     """An array of ``shape`` and ``dtype``: normal noise times a drawn scale,
     with drawn special values at drawn positions (see module docstring).
     Each value of ``must_include`` is placed at least once (at a drawn
-    position), so exact zeros and kinks are never left to chance."""
+    position), so exact zeros and kinks are never left to chance.
+    ``value_range=(low, high)`` keeps every finite value inside it (noise
+    outside is folded back in; special values outside are left out)."""
     seed = data.draw(st.integers(0, 2 ** 32 - 1), label=f"{label}: seed")
     scale = data.draw(st.sampled_from(scales), label=f"{label}: scale")
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(shape) * scale
+    if value_range is not None:
+        lo, hi = value_range
+        x = np.where((x < lo) | (x > hi), lo + np.mod(x - lo, hi - lo), x)
+        inside = lambda v: not np.isfinite(v) or lo <= v <= hi  # noqa
+        must_include = tuple(v for v in must_include if inside(v))
     size = int(np.prod(shape))
     flat = x.reshape(-1)
     if size and must_include:
@@ -115,12 +128,13 @@ def draw_array(data, shape, dtype: str, *, kinks=(), nonfinite=False,
             label=f"{label}: positions of {list(must_include)}")
         for i, v in zip(where, must_include):
             flat[i] = v
+    pool = special_values(dtype, kinks, nonfinite=nonfinite)
+    if value_range is not None:
+        pool = [v for v in pool if inside(v)] or [0.0]
     if size and max_specials:
         specials = data.draw(
             st.lists(
-                st.tuples(st.integers(0, size - 1),
-                          st.sampled_from(special_values(
-                              dtype, kinks, nonfinite=nonfinite))),
+                st.tuples(st.integers(0, size - 1), st.sampled_from(pool)),
                 max_size=min(max_specials, size)),
             label=f"{label}: specials (flat index, value)")
         for i, v in specials:

@@ -139,3 +139,23 @@ class UncheckedLastDimDense(Dense):
 
 
 del keras
+
+
+class NegativeZeroReLU(ReLU):
+    """Returns ``-0.0`` instead of ``+0.0`` for negative inputs: a forward
+    sign-of-zero bug, which the (gradient-only) TensorFlow sign-of-zero
+    allowance must not hide."""
+
+    def call(self, inputs):
+        y = super().call(inputs)
+        return ops.where(ops.less(inputs, 0), ops.zeros_like(y) * -1.0, y)
+
+
+class NegativeThresholdReLU(ReLU):
+    """Accepts a negative threshold, which the built-in refuses."""
+
+    def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0,
+                 **kwargs):
+        super().__init__(max_value=max_value, negative_slope=negative_slope,
+                         threshold=abs(threshold) if threshold else threshold,
+                         **kwargs)

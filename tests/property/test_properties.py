@@ -1,64 +1,13 @@
-"""Every generic property, for every declared layer pair.
+"""Every generic property, for each of customlayers' own layer pairs.
 
-The properties live in :mod:`customlayers.testing.properties`, so that
+The same battery a user gets from ``layer_test_suite(CASE)``: one test per
+property x dtype policy x mode (``TestDense::test_property[equivalence-
+float32-eager]``), from :mod:`customlayers.testing.battery`, so that
 ``customlayers verify`` runs exactly these checks.
 """
 
-import pytest
+from customlayers.testing import layer_test_suite
+from customlayers.testing.cases import DENSE, RELU
 
-from customlayers import _compat
-from customlayers.testing import properties as props
-from customlayers.testing.backends import MODES, supported_modes
-from customlayers.testing.cases import CASES
-from customlayers.testing.strategies import POLICIES
-
-CASE_IDS = sorted(CASES)
-
-
-def _mode_param(mode):
-    reason = supported_modes()[mode]
-    marks = [pytest.mark.skip(reason=reason)] if reason else []
-    return pytest.param(mode, marks=marks, id=mode)
-
-
-@pytest.mark.parametrize("mode", [_mode_param(m) for m in MODES])
-@pytest.mark.parametrize("policy", POLICIES)
-@pytest.mark.parametrize("case", CASE_IDS)
-def test_outputs_and_gradients_match_reference(case, policy, mode):
-    props.equivalence_property(CASES[case], policy, mode)()
-
-
-@pytest.mark.parametrize("policy", POLICIES)
-@pytest.mark.parametrize("case", CASE_IDS)
-def test_lazy_build_and_changed_last_dimension(case, policy):
-    props.lazy_build_property(CASES[case], policy)()
-
-
-@pytest.mark.parametrize("policy", ["float32", "mixed_float16"])
-@pytest.mark.parametrize("case", CASE_IDS)
-def test_config_round_trip(case, policy):
-    props.config_property(CASES[case], policy)()
-
-
-@pytest.mark.parametrize("fmt", _compat.SAVE_FORMATS)
-@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
-@pytest.mark.parametrize("case", CASE_IDS)
-def test_save_and_load_round_trip(case, policy, fmt):
-    reason = CASES[case].save_unsupported(fmt)
-    if reason:
-        pytest.skip(reason)
-    props.saving_property(CASES[case], policy, fmt=fmt)()
-
-
-@pytest.mark.parametrize("case", CASE_IDS)
-def test_numeric_gradient_float64(case):
-    reason = _compat.float64_unavailable(
-        needs_matmul=CASES[case].has_weights)
-    if reason:
-        pytest.skip(reason)
-    props.numeric_gradient_property(CASES[case])()
-
-
-@pytest.mark.parametrize("case", CASE_IDS)
-def test_constructor_validation(case):
-    props.validation_property(CASES[case])()
+TestDense = layer_test_suite(DENSE)
+TestReLU = layer_test_suite(RELU)

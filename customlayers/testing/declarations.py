@@ -1,0 +1,374 @@
+"""What a user declares about a layer pair: :class:`LayerCase`,
+:class:`ErrorInput` and :class:`KnownDifference`.
+
+A declaration is data, in the spirit of PyTorch's ``ModuleInfo``: the
+generic properties (:mod:`customlayers.testing.properties`), the one-call
+:func:`~customlayers.testing.run_equivalence_test`, the pytest plugin and
+``customlayers verify --case`` all read the same object. Every field takes
+plain values *or* Hypothesis strategies, so a first declaration is a few
+lines::
+
+    CASE = LayerCase(
+        name="MyLayerNorm",
+        custom=MyLayerNorm,
+        reference=keras.layers.LayerNormalization,
+        init_kwargs={"epsilon": st.sampled_from([1e-3, 1e-5]),
+                     "center": st.booleans()},
+        input_shape=(8, 16),
+        input_range=(-100.0, 100.0),
+    )
+
+This module imports neither Keras nor a backend.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import re
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+from hypothesis import strategies as st
+
+from customlayers.testing.tolerances import Tolerance, tolerance_for
+
+#: What a :class:`KnownDifference` can relax.
+RELAXATIONS = ("signed_zeros", "subnormals", "nan_placement", "tolerance")
+
+#: The checks a declaration can name (``grad[<weight>]`` for each weight;
+#: ``saving/<format>`` for each save format). Patterns use ``fnmatch``:
+#: ``grad[*]`` is every gradient.
+CHECK_NAMES = ("output", "grad[input]", "grad[<weight>]", "losses",
+               "constraints", "variable dtypes", "config",
+               "saving/keras", "saving/h5", "saving/savedmodel",
+               "numeric gradient", "lazy build", "error input")
+
+
+def check_matches(check: str, pattern: str) -> bool:
+    """Whether ``check`` matches ``pattern``: ``*`` and ``?`` are wildcards;
+    brackets are literal (check names hold them: ``grad[input]``)."""
+    return fnmatch.fnmatchcase(check, pattern.replace("[", "[[]"))
+
+
+def _labelled_draw(data, value, label):
+    """``value`` itself, or a draw from it when it is a strategy."""
+    if isinstance(value, st.SearchStrategy):
+        return data.draw(value, label=label)
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class KnownDifference:
+    """A documented, deliberate difference from the reference.
+
+    Each one states which checks it covers, where it applies, what it
+    relaxes and why. Comparisons it relaxes are reported as *expected*
+    differences; a declaration that relaxed nothing in a run is reported as
+    *stale* (and fails the run under ``strict``, like pytest's strict
+    xfail).
+
+    Args:
+        what: One of :data:`RELAXATIONS`: ``"signed_zeros"`` (``-0.0`` vs
+            ``+0.0`` not counted), ``"subnormals"`` (subnormals compare as
+            zero), ``"nan_placement"`` (a NaN on one side may face any value
+            on the other), ``"tolerance"`` (compare with ``tolerance``
+            instead of bit for bit / the table).
+        why: The reason, in words a reviewer can check.
+        checks: ``fnmatch`` patterns of the checks covered
+            (:data:`CHECK_NAMES`, e.g. ``("grad[input]",)`` or
+            ``("grad[*]",)``). Required: a difference covers nothing by
+            default.
+        backends: Backend names where it applies (``None``: every one).
+        policies: Dtype policies where it applies (``None``: every one).
+        modes: Execution modes where it applies (``None``: every one).
+        device: ``"cpu"``, ``"gpu"`` or ``None`` (both).
+        when: ``f(kwargs, x) -> bool``, a predicate on the drawn
+            constructor arguments and input (``None``: always).
+        tolerance: The :class:`Tolerance` for ``what="tolerance"``.
+    """
+
+    what: str
+    why: str
+    checks: Sequence[str] = ()
+    backends: Optional[Sequence[str]] = None
+    policies: Optional[Sequence[str]] = None
+    modes: Optional[Sequence[str]] = None
+    device: Optional[str] = None
+    when: Optional[Callable[[dict, Any], bool]] = None
+    tolerance: Optional[Tolerance] = None
+    #: Set by ``LayerCase`` so that reports can say whose difference it is.
+    name: str = ""
+
+    def __post_init__(self):
+        if self.what not in RELAXATIONS:
+            raise ValueError(
+                f"KnownDifference(what={self.what!r}): expected one of "
+                f"{RELAXATIONS}")
+        if isinstance(self.checks, str) or not self.checks:
+            raise ValueError(
+                f"KnownDifference(what={self.what!r}) needs checks=, a "
+                f"non-empty tuple of check patterns such as "
+                f"('grad[input]',); got checks={self.checks!r}")
+        if (self.what == "tolerance") != (self.tolerance is not None):
+            raise ValueError(
+                "KnownDifference: tolerance= goes with what='tolerance' "
+                f"and only with it; got what={self.what!r}, "
+                f"tolerance={self.tolerance!r}")
+        if self.device not in (None, "cpu", "gpu"):
+            raise ValueError(f"KnownDifference(device={self.device!r}): "
+                             "expected 'cpu', 'gpu' or None")
+        if not self.why.strip():
+            raise ValueError("KnownDifference needs a why=")
+
+    @property
+    def label(self) -> str:
+        scope = ", ".join(f"{k}={'/'.join(v)}" for k, v in (
+            ("backends", self.backends), ("policies", self.policies),
+            ("modes", self.modes)) if v)
+        if self.device:
+            scope += (", " if scope else "") + f"device={self.device}"
+        return (f"{self.name + ': ' if self.name else ''}{self.what} on "
+                f"{'/'.join(self.checks)}{' (' + scope + ')' if scope else ''}")
+
+    def covers(self, check: str) -> bool:
+        return any(check_matches(check, p) for p in self.checks)
+
+    def applies(self, *, check: str, backend: str, policy: str, mode: str,
+                device: str, kwargs=None, x=None) -> bool:
+        """Whether this difference applies to one comparison."""
+        if not self.covers(check):
+            return False
+        for allowed, value in ((self.backends, backend),
+                               (self.policies, policy), (self.modes, mode)):
+            if allowed is not None and value not in allowed:
+                return False
+        if self.device is not None and device != self.device:
+            return False
+        if self.when is not None:
+            return bool(self.when(kwargs or {}, x))
+        return True
+
+
+@dataclasses.dataclass(frozen=True)
+class ErrorInput:
+    """An input the layer must refuse, in the style of PyTorch's
+    ``ModuleErrorInput``.
+
+    Args:
+        init_kwargs: Constructor arguments (merged over a valid drawn set).
+        error: The exception type expected from the custom layer.
+        match: A regular expression the message must match (``re.search``).
+        input_shape: If given, the layer is built and called on an input of
+            this shape, and the *call* must raise; else the constructor.
+        reference_raises: The reference must raise too (``False`` for
+            arguments the custom layer refuses on purpose; say why).
+        why: Why the custom layer refuses it (needed when
+            ``reference_raises`` is ``False``).
+    """
+
+    init_kwargs: Mapping = dataclasses.field(default_factory=dict)
+    error: type = ValueError
+    match: str = ""
+    input_shape: Optional[tuple] = None
+    reference_raises: bool = True
+    why: str = ""
+
+    def __post_init__(self):
+        if not self.reference_raises and not self.why:
+            raise ValueError("ErrorInput(reference_raises=False) needs a why=")
+        re.compile(self.match)
+
+    @property
+    def label(self) -> str:
+        call = (f", called on shape {self.input_shape}"
+                if self.input_shape is not None else "")
+        return f"{dict(self.init_kwargs)}{call} -> {self.error.__name__}"
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerCase:
+    """One (custom, reference) layer pair under test, declared once.
+
+    Attributes:
+        name: Short name for test ids and reports.
+        custom: The layer under test: a class or a factory taking the
+            constructor arguments (and ``dtype=``).
+        reference: The reference, called with the same arguments.
+        init_kwargs: Constructor arguments: a dict whose values are plain
+            values or Hypothesis strategies, a strategy of dicts, or a
+            function ``f(data) -> dict`` that draws them (labelled).
+        input_shape: A shape tuple, a strategy of shapes, or a function
+            ``f(data, kwargs) -> shape``. Default: ranks 2-5, at most 2048
+            elements.
+        input_data: A fixed input array, or a strategy of arrays; replaces
+            the drawn input (``input_shape`` is then ignored).
+        input_range: ``(low, high)``: drawn inputs (noise and special
+            values) stay inside it. Non-finite values are drawn only when
+            ``allow_nonfinite``.
+        input_elements: A Hypothesis strategy of floats for every element
+            (drawn with ``hypothesis.extra.numpy``; slower than the default
+            noise-plus-specials inputs).
+        allow_nonfinite: Draw NaN and +-inf into the inputs of the
+            equivalence property.
+        kinks: ``f(kwargs) -> values`` where the function is not smooth: the
+            inputs always hold each kink and its +-1-ULP neighbours, and the
+            numeric gradient check keeps away from them.
+        exact: ``True``, ``False`` or ``f(policy, mode) -> bool``: demand
+            bit-exact results (opt-in; for pairs that run the same kernels).
+            Otherwise the tolerance table applies, and the report still says
+            "bit-exact" where results are.
+        tolerances: Per-dtype overrides of the tolerance table
+            (``{"float16": Tolerance(...)}``).
+        check_tolerances: Per-check overrides, by ``fnmatch`` pattern
+            (``{"numeric gradient": Tolerance(...), "saving/*": ...}``); a
+            value may itself be a per-dtype dict.
+        known_differences: :class:`KnownDifference` declarations.
+        error_inputs: :class:`ErrorInput` declarations. None: the
+            error-input property reports "n/a".
+        weight_map: ``f(custom_weights) -> reference_weights`` when their
+            order or layout differ (a linear rearrangement).
+        smooth_kwargs: ``f(kwargs) -> kwargs`` made smooth for the numeric
+            gradient check (e.g. no ``relu`` activation, no regularizers).
+        numeric_gradient: Run the float64 central-difference check.
+        config_ignore_keys: Keys of the reference's config that the custom
+            layer does not have (say why in a comment).
+        save_formats: Formats for the save/load round trip.
+        policies: Dtype policies the battery sweeps for this pair.
+        modes: Execution modes the battery runs.
+        example_kwargs: Plain constructor arguments for one reference layer
+            (to ask which save formats apply); default: the first draw.
+    """
+
+    name: str
+    custom: Callable
+    reference: Callable
+    init_kwargs: Any = dataclasses.field(default_factory=dict)
+    input_shape: Any = None
+    input_data: Any = None
+    input_range: Optional[tuple] = None
+    input_elements: Any = None
+    allow_nonfinite: bool = True
+    kinks: Callable = lambda kwargs: ()
+    exact: Any = False
+    tolerances: Mapping[str, Tolerance] = dataclasses.field(
+        default_factory=dict)
+    check_tolerances: Mapping[str, Any] = dataclasses.field(
+        default_factory=dict)
+    known_differences: tuple = ()
+    error_inputs: tuple = ()
+    weight_map: Optional[Callable] = None
+    smooth_kwargs: Callable = lambda kwargs: kwargs
+    numeric_gradient: bool = True
+    config_ignore_keys: frozenset = frozenset()
+    save_formats: tuple = ("keras", "h5", "savedmodel")
+    policies: Optional[tuple] = None
+    modes: Optional[tuple] = None
+    example_kwargs: Optional[Mapping] = None
+
+    def __post_init__(self):
+        if not self.name or not isinstance(self.name, str):
+            raise ValueError(f"LayerCase needs a name; got {self.name!r}")
+        for field in ("custom", "reference"):
+            value = getattr(self, field)
+            if not callable(value) or _is_layer_instance(value):
+                raise TypeError(
+                    f"LayerCase({self.name!r}).{field} must be a layer class "
+                    f"or a factory f(**kwargs) -> layer, not "
+                    f"{type(value).__name__} {value!r}: every example builds "
+                    "fresh layers (for a single instance use "
+                    "customlayers.testing.assert_equivalent)")
+        if self.input_range is not None:
+            lo, hi = self.input_range
+            if not lo < hi:
+                raise ValueError(f"LayerCase({self.name!r}): input_range "
+                                 f"{self.input_range} needs low < high")
+        named = []
+        for d in self.known_differences:
+            if not isinstance(d, KnownDifference):
+                raise TypeError(f"LayerCase({self.name!r}).known_differences"
+                                f" holds {d!r}; expected KnownDifference")
+            named.append(d if d.name else dataclasses.replace(
+                d, name=self.name))
+        object.__setattr__(self, "known_differences", tuple(named))
+        for e in self.error_inputs:
+            if not isinstance(e, ErrorInput):
+                raise TypeError(f"LayerCase({self.name!r}).error_inputs "
+                                f"holds {e!r}; expected ErrorInput")
+        for k, v in self.check_tolerances.items():
+            if not isinstance(v, (Tolerance, Mapping)):
+                raise TypeError(f"check_tolerances[{k!r}] = {v!r}; expected "
+                                "a Tolerance or a dict dtype -> Tolerance")
+
+    # -- drawing ------------------------------------------------------------
+
+    def draw_kwargs(self, data) -> dict:
+        """Constructor arguments for one example (labelled draws)."""
+        spec = self.init_kwargs
+        if isinstance(spec, st.SearchStrategy):
+            return dict(data.draw(spec, label=f"{self.name} arguments"))
+        if callable(spec):
+            return dict(spec(data))
+        return {k: _labelled_draw(data, v, f"{self.name} {k}")
+                for k, v in dict(spec).items()}
+
+    def draw_input_shape(self, data, kwargs) -> tuple:
+        """The input shape for one example."""
+        from customlayers.testing import strategies as cst
+        spec = self.input_shape
+        if spec is None:
+            return cst.draw_shape(data, max_size=cst.MAX_INPUT_SIZE)
+        if isinstance(spec, st.SearchStrategy):
+            return tuple(data.draw(spec, label="input shape"))
+        if callable(spec):
+            return tuple(spec(data, kwargs))
+        return tuple(spec)
+
+    def plain_kwargs(self) -> dict:
+        """One plain set of constructor arguments, without Hypothesis: the
+        ``example_kwargs``, or the simplest value of every strategy."""
+        if self.example_kwargs is not None:
+            return dict(self.example_kwargs)
+        return self.draw_kwargs(_SimplestData())
+
+    # -- expectations ---------------------------------------------------------
+
+    def is_exact(self, policy: str, mode: str) -> bool:
+        return bool(self.exact(policy, mode) if callable(self.exact)
+                    else self.exact)
+
+    def tolerance(self, policy: str, check: str = "output") -> Tolerance:
+        """The tolerance for ``check`` under ``policy``: a per-check
+        override, else a per-dtype override, else the table."""
+        from customlayers.testing.strategies import compute_dtype
+        dtype = compute_dtype(policy)
+        for pattern, tol in self.check_tolerances.items():
+            if check_matches(check, pattern):
+                if isinstance(tol, Tolerance):
+                    return tol
+                if dtype in tol:
+                    return tol[dtype]
+        return self.tolerances.get(dtype) or tolerance_for(dtype)
+
+    def save_unsupported(self, fmt: str) -> Optional[str]:
+        """Why a save/load round trip in ``fmt`` cannot apply to this pair
+        on this Keras and backend (``None`` if it can)."""
+        if fmt not in self.save_formats:
+            return f"{self.name} declares save_formats={self.save_formats}"
+        from customlayers._compat import save_format_unsupported
+        return save_format_unsupported(
+            fmt, layer=self.reference(**self.plain_kwargs()))
+
+
+class _SimplestData:
+    """Stands in for ``st.data()``: each draw is the strategy's simplest
+    value (``hypothesis.find`` with an always-true condition)."""
+
+    def draw(self, strategy, label=None):
+        from hypothesis import find
+        return find(strategy, lambda _: True)
+
+
+def _is_layer_instance(obj) -> bool:
+    """A built layer object (not a class or a factory)."""
+    return not isinstance(obj, type) and hasattr(obj, "get_config") and \
+        hasattr(obj, "weights")
