@@ -205,6 +205,8 @@ class LayerCase:
         input_range: ``(low, high)``: drawn inputs (noise and special
             values) stay inside it. Non-finite values are drawn only when
             ``allow_nonfinite``.
+        upstream_range: ``(low, high)`` for the drawn upstream gradient
+            (default: unbounded, huge magnitudes included).
         input_elements: A Hypothesis strategy of floats for every element
             (drawn with ``hypothesis.extra.numpy``; slower than the default
             noise-plus-specials inputs).
@@ -246,6 +248,7 @@ class LayerCase:
     input_shape: Any = None
     input_data: Any = None
     input_range: Optional[tuple] = None
+    upstream_range: Optional[tuple] = None
     input_elements: Any = None
     allow_nonfinite: bool = True
     kinks: Callable = lambda kwargs: ()
@@ -277,11 +280,12 @@ class LayerCase:
                     f"{type(value).__name__} {value!r}: every example builds "
                     "fresh layers (for a single instance use "
                     "customlayers.testing.assert_equivalent)")
-        if self.input_range is not None:
-            lo, hi = self.input_range
-            if not lo < hi:
-                raise ValueError(f"LayerCase({self.name!r}): input_range "
-                                 f"{self.input_range} needs low < high")
+        for field in ("input_range", "upstream_range"):
+            bounds = getattr(self, field)
+            if bounds is not None and not (
+                    len(bounds) == 2 and bounds[0] < bounds[1]):
+                raise ValueError(f"LayerCase({self.name!r}): {field} "
+                                 f"{bounds} needs (low, high), low < high")
         named = []
         for d in self.known_differences:
             if not isinstance(d, KnownDifference):

@@ -174,7 +174,8 @@ def equivalence_property(case, policy, mode, recorder=PROCESS,
         if out_shape and all(isinstance(d, int) for d in out_shape):
             upstream = cst.draw_array(
                 data, out_shape, cst.compute_dtype(policy),
-                label="upstream gradient", max_specials=2)
+                label="upstream gradient", max_specials=2,
+                value_range=case.upstream_range)
         check_equivalence(case, policy, mode, kwargs, x, seed, upstream,
                           recorder, artifacts_dir)
 
