@@ -295,6 +295,11 @@ def lazy_build_property(case, policy, recorder=PROCESS):
 
 def check_config(case, policy, kwargs, x, recorder=PROCESS):
     """One example of the config property."""
+    missing = missing_parameters(case)
+    assert not missing, (
+        f"{case.name} does not take the reference's constructor "
+        f"parameter(s) {missing} (declare config_ignore_keys for those it "
+        "leaves out on purpose)")
     layer = _make(case, kwargs, policy)
     reference = _make(case, kwargs, policy, case.reference)
     cfg = layer.get_config()
@@ -308,6 +313,18 @@ def check_config(case, policy, kwargs, x, recorder=PROCESS):
     clone = type(layer).from_config(cfg)
     assert clone.get_config() == cfg, "from_config(get_config()) differs"
     type(reference).from_config(cfg)  # the reference can load it too
+    # ... and the custom class loads the reference's config: a model built
+    # with the reference can be rebuilt with the custom layer.
+    try:
+        swapped = type(layer).from_config(reference.get_config())
+    except Exception as exc:  # noqa: BLE001 - reported as a failure
+        raise AssertionError(
+            f"{type(layer).__name__}.from_config(<the reference's config>) "
+            f"failed with {type(exc).__name__}: {exc}") from exc
+    got = {k: v for k, v in swapped.get_config().items() if k != "name"}
+    assert got == mine, (
+        f"{type(layer).__name__} built from the reference's config has "
+        f"config\n  {got}\nexpected\n  {mine}")
     x = _compat.input_tensor(x)
     layer(x)
     clone(x)
@@ -318,10 +335,30 @@ def check_config(case, policy, kwargs, x, recorder=PROCESS):
     recorder.record(case.name, policy, "eager", [comp], "config")
 
 
+def missing_parameters(case) -> list:
+    """Constructor parameters of the reference that the custom layer does
+    not name (found by introspection, so that a new argument in a new Keras
+    shows up in the tox matrix), minus the declared ``config_ignore_keys``.
+    Keyword-only catch-alls (``**kwargs``) do not count as naming one."""
+    import inspect
+
+    def names(factory):
+        target = factory.__init__ if isinstance(factory, type) else factory
+        params = inspect.signature(target).parameters.values()
+        return {p.name for p in params if p.kind not in (
+            p.VAR_KEYWORD, p.VAR_POSITIONAL) and p.name != "self"}
+
+    base = names(keras.layers.Layer)
+    return sorted(names(case.reference) - names(case.custom) - base
+                  - set(case.config_ignore_keys))
+
+
 def config_property(case, policy, recorder=PROCESS):
     """``from_config(get_config())`` rebuilds an identical layer; the
     config has the reference's keys and values (minus the declared
-    ``config_ignore_keys``), and the reference class loads it too."""
+    ``config_ignore_keys``); configs load both ways (the reference class
+    loads ours, ours loads the reference's); and the custom constructor
+    names every parameter of the reference's."""
 
     @_settings("config")
     @given(data=st.data())

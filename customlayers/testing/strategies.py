@@ -120,24 +120,27 @@ def draw_array(data, shape, dtype: str, *, kinks=(), nonfinite=False,
         must_include = tuple(v for v in must_include if inside(v))
     size = int(np.prod(shape))
     flat = x.reshape(-1)
-    if size and must_include:
-        # Every kink (and both zeros) appears at least once, at drawn places.
-        where = data.draw(
-            st.lists(st.integers(0, size - 1), min_size=len(must_include),
-                     max_size=len(must_include)),
-            label=f"{label}: positions of {list(must_include)}")
-        for i, v in zip(where, must_include):
-            flat[i] = v
     pool = special_values(dtype, kinks, nonfinite=nonfinite)
     if value_range is not None:
-        pool = [v for v in pool if inside(v)] or [0.0]
-    if size and max_specials:
+        pool = [v for v in pool if inside(v)]
+    if size and max_specials and pool:
         specials = data.draw(
             st.lists(
                 st.tuples(st.integers(0, size - 1), st.sampled_from(pool)),
                 max_size=min(max_specials, size)),
             label=f"{label}: specials (flat index, value)")
         for i, v in specials:
+            flat[i] = v
+    if size and must_include:
+        # Every kink (and both zeros) appears at least once, at distinct
+        # drawn places, after the specials so that none is overwritten; an
+        # array smaller than the list holds as many as fit, in order.
+        n = min(len(must_include), size)
+        where = data.draw(
+            st.lists(st.integers(0, size - 1), min_size=n, max_size=n,
+                     unique=True),
+            label=f"{label}: positions of {list(must_include[:n])}")
+        for i, v in zip(where, must_include):
             flat[i] = v
     return x.astype(np_dtype(dtype))
 
