@@ -123,7 +123,7 @@ def train_side_by_side(
         A :class:`TrainResult`. Its models (``result.runs[...].model``) are
         left compiled as in the tutorial (their trained Adam, with its state,
         and the loss) without the recording metric, so they save to
-        ``.keras`` and load back with just ``import customlayers``.
+        ``.keras`` and load back with just ``import customlayers.model``.
     """
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1; received {epochs!r}")
@@ -195,7 +195,7 @@ def train_side_by_side(
     for name, model in models.items():
         # Recompile as the tutorial does, keeping the trained optimizer (and
         # its state) but dropping BatchLoss, so that the saved model loads
-        # with a plain ``import customlayers``.
+        # with a plain ``import customlayers.model``.
         with scope():
             model.compile(optimizer=model.optimizer, loss=model.loss,
                           jit_compile=jit_compile, run_eagerly=run_eagerly)

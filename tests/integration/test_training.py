@@ -466,3 +466,5 @@ def test_customlayers_train_console_script(mnist, tmp_path):
         capture_output=True, text=True, timeout=300, env=_subprocess_env())
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     _check_smoke_output(proc.stdout, tmp_path)
+    # TensorFlow's C++ start-up lines (absl, cudart) are not shown
+    assert "absl::InitializeLog" not in proc.stderr, proc.stderr[-3000:]
