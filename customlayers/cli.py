@@ -99,17 +99,27 @@ def _parser() -> argparse.ArgumentParser:
 
 @contextlib.contextmanager
 def _c_stderr_discarded():
-    """Send file descriptor 2 to /dev/null (Python's own ``sys.stderr`` is
-    flushed first and works again afterwards). TensorFlow's absl start-up
-    lines ("All log messages before absl::InitializeLog() ...") ignore
-    ``TF_CPP_MIN_LOG_LEVEL``."""
+    """Discard what C code writes to file descriptor 2, keep Python's stderr.
+
+    TensorFlow's absl start-up lines ("All log messages before
+    absl::InitializeLog() ...", cudart) ignore ``TF_CPP_MIN_LOG_LEVEL`` and go
+    straight to descriptor 2, which points at /dev/null meanwhile; ``sys.stderr``
+    (tracebacks, warnings, the data command's reports) is pointed at a copy of
+    the original descriptor, so Python's own messages still show.
+    """
     sys.stderr.flush()
     saved = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)
+    python_stderr = sys.stderr
+    sys.stderr = open(saved, "w", buffering=1, closefd=False,
+                      encoding=getattr(python_stderr, "encoding", None) or "utf-8",
+                      errors="backslashreplace")
     try:
         os.dup2(devnull, 2)
         yield
     finally:
+        sys.stderr.flush()
+        sys.stderr = python_stderr
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
@@ -158,8 +168,11 @@ def _data(args) -> int:
         print(line, file=sys.stderr, flush=True)
 
     try:
-        path = datasets.prefetch_mnist(cache_dir=args.cache_dir, path=args.path,
-                                       report=report)
+        # Keras (and TensorFlow) are imported only if the Keras source is
+        # reached; their C-level start-up lines are discarded then too.
+        with _c_stderr_discarded():
+            path = datasets.prefetch_mnist(cache_dir=args.cache_dir,
+                                           path=args.path, report=report)
     except (datasets.MNISTUnavailableError, datasets.DataIntegrityError,
             OSError) as exc:
         print(f"customlayers data mnist: {exc}", file=sys.stderr)

