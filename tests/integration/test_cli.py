@@ -4,7 +4,6 @@ the ``data`` command's errors, the table formatter and the progress output."""
 from __future__ import annotations
 
 import io
-import json
 import os
 import pathlib
 import subprocess
