@@ -1,33 +1,31 @@
 #!/usr/bin/env python3
 """Print the tox matrix table: environment x passed, skipped, failed, wall.
 
-Reads the JUnit files the tox envs write (``.tox/junit-ENV.xml``) and the
-durations tox prints in its summary (``ENV: OK (123.4=setup[...]+cmd[...]
-seconds)``), from the log given as the first argument. Exit status 1 if any
-environment failed, errored, had no tests, or has no JUnit file.
+Reads tox's own report of the run (``tox run-parallel --result-json FILE``:
+per env ``testenvs.ENV.result`` with ``success``, ``exit_code`` and
+``duration``) and the JUnit files the envs write (``.tox/junit-ENV.xml``).
+Exit status 1 if any environment failed, errored, had no tests, has no JUnit
+file, or if the result file is missing or not tox's format.
 
-    python .ci/matrix_table.py tox.log [ENV ...]
+    python .ci/matrix_table.py RESULT.json [ENV ...]
 """
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
-import re
 import sys
 import xml.etree.ElementTree as ET
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # customlayers._table, without installing
+from customlayers._table import format_table  # noqa: E402
+
 #: Where the envs' JUnit files are (tox's work dir); overridable for tests.
 JUNIT_DIR = pathlib.Path(os.environ.get("MATRIX_JUNIT_DIR", ROOT / ".tox"))
-# tox's end-of-run summary: "  tf212: OK (231.50=setup[10.2]+cmd[221.3]
-# seconds)"; and its per-env line in run-parallel: "tf212: OK ✔ in 3 minutes
-# 51.19 seconds". The summary wins where both are present.
-SUMMARY = re.compile(r"^\s*(?P<env>[\w.-]+): (?P<status>OK|FAIL|SKIP)\b.*?"
-                     r"\((?P<total>[\d.]+)(?:=setup\[(?P<setup>[\d.]+)\]"
-                     r"\+cmd\[(?P<cmd>[\d.]+)\])?\s*seconds\)")
-PER_ENV = re.compile(r"^\s*(?P<env>[\w.-]+): (?P<status>OK|FAIL|SKIP)\b\D*"
-                     r"in (?:(?P<min>\d+) minutes? )?(?P<sec>[\d.]+) seconds")
+HEADER = ("env", "passed", "skipped", "failed", "errors", "pytest time",
+          "wall (install+tests)", "tox")
 
 
 def _counts(path: pathlib.Path) -> dict:
@@ -43,44 +41,61 @@ def _counts(path: pathlib.Path) -> dict:
     return out
 
 
+def read_results(path: pathlib.Path) -> dict:
+    """``{env: (status, seconds)}`` from tox's ``--result-json`` file;
+    status is ``OK``, ``FAIL`` or ``SKIP``.
+
+    Raises:
+        ValueError: the file is not JSON or has no ``testenvs`` mapping.
+    """
+    try:
+        report = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path}: not a readable tox result file ({e}); expected "
+                         "the JSON that `tox --result-json FILE` writes") from None
+    envs = report.get("testenvs") if isinstance(report, dict) else None
+    if not isinstance(envs, dict):
+        raise ValueError(f"{path}: no 'testenvs' mapping; expected the JSON that "
+                         "`tox --result-json FILE` writes")
+    out = {}
+    for env, journal in envs.items():
+        result = journal.get("result") if isinstance(journal, dict) else None
+        if not isinstance(result, dict):  # e.g. the .pkg env: built, never run
+            continue
+        status = ("SKIP" if result.get("skipped") else
+                  "OK" if result.get("success") else "FAIL")
+        out[env] = (status, float(result.get("duration", float("nan"))))
+    return out
+
+
 def main(argv: list[str]) -> int:
-    log = pathlib.Path(argv[0]) if argv else None
-    durations = {}
-    if log and log.is_file():
-        for line in log.read_text(errors="replace").splitlines():
-            m = SUMMARY.match(line)
-            if m:
-                durations[m["env"]] = (m["status"], float(m["total"]))
-                continue
-            m = PER_ENV.match(line)
-            if m and m["env"] not in durations:
-                durations[m["env"]] = (m["status"], 60 * float(m["min"] or 0)
-                                       + float(m["sec"]))
-    envs = argv[1:] or sorted(durations) or sorted(
-        p.stem[len("junit-"):] for p in JUNIT_DIR.glob("junit-*.xml"))
+    if not argv:
+        print("usage: matrix_table.py RESULT.json [ENV ...]", file=sys.stderr)
+        return 2
+    try:
+        results = read_results(pathlib.Path(argv[0]))
+    except ValueError as e:
+        print(f"PROBLEM: {e}")
+        return 1
+    envs = argv[1:] or sorted(results)
     rows, bad = [], []
     for env in envs:
         junit = JUNIT_DIR / f"junit-{env}.xml"
-        tox_status, seconds = durations.get(env, ("?", None))
+        tox_status, seconds = results.get(env, ("?", None))
         wall = f"{seconds / 60:.1f} min" if seconds is not None else "?"
         if not junit.is_file():
             rows.append((env, "-", "-", "-", "-", "-", wall, tox_status))
             bad.append(f"{env}: no JUnit file {junit}")
             continue
         c = _counts(junit)
-        rows.append((env, c["passed"], c["skipped"], c["failures"],
-                     c["errors"], f"{c['time'] / 60:.1f} min", wall,
+        rows.append((env, str(c["passed"]), str(c["skipped"]), str(c["failures"]),
+                     str(c["errors"]), f"{c['time'] / 60:.1f} min", wall,
                      tox_status))
         if c["failures"] or c["errors"] or c["tests"] == 0 \
                 or tox_status not in ("OK", "?"):
             bad.append(f"{env}: {c['failures']} failed, {c['errors']} "
                        f"errors, {c['tests']} tests, tox {tox_status}")
-    head = ("env", "passed", "skipped", "failed", "errors", "pytest time",
-            "wall (install+tests)", "tox")
-    print("| " + " | ".join(head) + " |")
-    print("|" + "---|" * len(head))
-    for row in rows:
-        print("| " + " | ".join(map(str, row)) + " |")
+    print(format_table(HEADER, rows, style="markdown"))
     for line in bad:
         print("PROBLEM:", line)
     return 1 if bad else 0

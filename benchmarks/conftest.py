@@ -48,15 +48,20 @@ from __future__ import annotations
 
 import os
 import sys
+import statistics
 import time
-import types
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
-import _bench  # noqa: E402
+import bench_env  # noqa: E402
+import bench_report  # noqa: E402
+import bench_stats  # noqa: E402
+from bench_matrix import BACKEND  # noqa: E402
+from bench_pytest_benchmark import add_interleaved_entry, mark_used  # noqa: E402
+from bench_timing import Settings, measure_interleaved  # noqa: E402
 
 _STATE = {"load_start": None, "rows": [], "failed": [], "gate": None}
 
@@ -105,7 +110,7 @@ def _loadavg():
 @pytest.fixture(scope="session")
 def bench_settings(request):
     c = request.config
-    return _bench.Settings(
+    return Settings(
         rounds=c.getoption("--bench-rounds"),
         warmup=c.getoption("--bench-warmup"),
         round_time=c.getoption("--bench-round-time"),
@@ -113,18 +118,18 @@ def bench_settings(request):
 
 
 def pytest_report_header(config):
-    v = _bench.backend_versions()
-    return [f"customlayers benchmarks: keras {v['keras']} on {_bench.BACKEND} "
+    v = bench_env.backend_versions()
+    return [f"customlayers benchmarks: keras {v['keras']} on {BACKEND} "
             f"({v.get('tensorflow') or v.get('jax') or v.get('torch')}); "
-            f"device {_bench.device_description()}; load average at start "
+            f"device {bench_env.device_description()}; load average at start "
             f"{_STATE['load_start']}"]
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):
     machine_info["customlayers_bench"] = dict(
-        _bench.backend_versions(),
-        device=_bench.device_description(),
-        gpus=_bench.gpu_names(),
+        bench_env.backend_versions(),
+        device=bench_env.device_description(),
+        gpus=bench_env.gpu_names(),
         loadavg_at_start=_STATE["load_start"],
         cpu_count=os.cpu_count(),
     )
@@ -141,24 +146,19 @@ def record_group(benchmark, group, timings, info, gate=None):
     ``timings.per_call[impl]`` lists seconds per call for each round.
     Returns the custom entry's extra_info (with the ratio statistics).
     """
-    from pytest_benchmark.stats import Metadata
-
     per = timings.per_call
-    add = getattr(benchmark, "_add_stats", None)
-    if add is None:  # pragma: no cover - other pytest-benchmark layouts
-        add = benchmark._benchmarksession.benchmarks.append
     ratios = {}
     if "custom" in per:
         for ref in ("builtin", "bare"):
             if ref in per:
-                ratios[ref] = _bench.ratio_stats(per[ref], per["custom"])
-    verdict = _bench.gate_verdict(ratios.get("builtin"), gate)
+                ratios[ref] = bench_stats.ratio_stats(per[ref], per["custom"])
+    verdict = bench_stats.gate_verdict(ratios.get("builtin"), gate)
     custom_extra = None
     for impl, data in per.items():
         extra = dict(info, impl=impl, group=group,
                      calls_per_round=timings.calls_per_round,
-                     backend=_bench.BACKEND)
-        med = sorted(data)[len(data) // 2]
+                     backend=BACKEND)
+        med = statistics.median_high(data)
         if info.get("batch"):
             extra["samples_per_s_median"] = info["batch"] / med
         if info.get("flops"):
@@ -169,20 +169,10 @@ def record_group(benchmark, group, timings, info, gate=None):
             extra["gate"] = gate
             extra["gate_verdict"] = verdict
             custom_extra = extra
-        param = benchmark.param or ""
-        shim = types.SimpleNamespace(
-            name=f"{impl}[{param}]", fullname=f"{benchmark.fullname}::{impl}",
-            group=group, param=param,
-            params=dict(benchmark.params or {}, impl=impl),
-            extra_info=extra, cprofile_stats=None, has_error=False)
-        meta = Metadata(shim, iterations=timings.calls_per_round, options={
-            "disable_gc": True, "timer": "perf_counter",
-            "min_rounds": len(data), "max_time": None, "min_time": None,
-            "warmup": True, "interleaved": True})
-        for t in data:
-            meta.stats.update(t)
-        add(meta)
-    benchmark._mode = "interleaved custom/builtin/bare rounds"  # fixture used
+        add_interleaved_entry(benchmark, impl, group, data,
+                              timings.calls_per_round, extra,
+                              dict(benchmark.params or {}, impl=impl))
+    mark_used(benchmark, "interleaved custom/builtin/bare rounds")
     benchmark.extra_info.update(custom_extra or {})
     _STATE["rows"].append((group, per, ratios, verdict))
     return custom_extra
@@ -198,9 +188,9 @@ def run_group(benchmark, bench_settings, request):
         if benchmark.disabled:  # --benchmark-disable: smoke-run each step once
             for step in steps.values():
                 sync(step())
-            benchmark._mode = "disabled smoke run"
+            mark_used(benchmark, "disabled smoke run")
             return None
-        timings = _bench.measure_interleaved(steps, sync, s)
+        timings = measure_interleaved(steps, sync, s)
         return record_group(benchmark, group, timings, info, gate)
     return run
 
@@ -208,38 +198,6 @@ def run_group(benchmark, bench_settings, request):
 # ---------------------------------------------------------------------------
 # Session end: ratio table and the gate
 # ---------------------------------------------------------------------------
-
-
-def _fmt_t(s):
-    if s >= 1:
-        return f"{s:.3g} s"
-    if s >= 1e-3:
-        return f"{s * 1e3:.3g} ms"
-    return f"{s * 1e6:.3g} us"
-
-
-def _fmt_r(st):
-    if not st:
-        return "-", "-"
-    return (f"{st['median']:.3f}",
-            f"{st['q1']:.2f}-{st['q3']:.2f} (ci_hi {st['ci_hi']:.2f}, "
-            f"of medians {st['of_medians']:.3f})")
-
-
-def ratio_table_lines(rows, gate):
-    head = ("| group | custom | builtin | bare | custom/builtin median | "
-            "IQR (ci_hi, of medians) | custom/bare median | IQR (ci_hi, of medians) | gate |")
-    lines = [head, "|" + "---|" * 9]
-    for group, per, ratios, verdict in rows:
-        med = {k: sorted(v)[len(v) // 2] for k, v in per.items()}
-        rb, sb = _fmt_r(ratios.get("builtin"))
-        rr, sr = _fmt_r(ratios.get("bare"))
-        lines.append(
-            f"| {group} | {_fmt_t(med['custom']) if 'custom' in med else '-'} "
-            f"| {_fmt_t(med['builtin']) if 'builtin' in med else '-'} "
-            f"| {_fmt_t(med['bare']) if 'bare' in med else '-'} "
-            f"| {rb} | {sb} | {rr} | {sr} | {verdict or '-'} |")
-    return lines
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -251,10 +209,10 @@ def pytest_sessionfinish(session, exitstatus):
     if path and rows:
         with open(path, "w") as f:
             f.write(f"<!-- {time.strftime('%Y-%m-%d %H:%M:%S %Z')}; backend "
-                    f"{_bench.BACKEND}; {_bench.device_description()}; "
+                    f"{BACKEND}; {bench_env.device_description()}; "
                     f"loadavg start {_STATE['load_start']} end "
                     f"{_STATE['load_end']}; gate {gate} -->\n")
-            f.write("\n".join(ratio_table_lines(rows, gate)) + "\n")
+            f.write(bench_report.ratio_table(rows) + "\n")
     if gate is not None and _STATE["failed"] and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
@@ -266,11 +224,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         return
     gate = _STATE["gate"]
     tr = terminalreporter
-    tr.section(f"customlayers throughput ratios ({_bench.BACKEND}, "
-               f"{_bench.device_description()})")
+    tr.section(f"customlayers throughput ratios ({BACKEND}, "
+               f"{bench_env.device_description()})")
     tr.write_line("ratio = throughput(custom) / throughput(ref) from paired "
                   "interleaved rounds; >1 means custom is faster")
-    for line in ratio_table_lines(rows, gate):
+    for line in bench_report.ratio_table(rows).splitlines():
         tr.write_line(line)
     tr.write_line(f"load average: start {_STATE['load_start']}, end "
                   f"{_STATE.get('load_end')}")

@@ -11,7 +11,7 @@
 # results measured so far are still saved). Results: $OUT (or out/gpu-bench):
 # storage/ (pytest-benchmark JSON, compare with `pytest-benchmark compare`),
 # ratios-<backend>.md, log-<backend>.txt.
-# Knobs (env): BENCH_GAP_S (60, benchmarks/jax_autocast_gap.py), BENCH_JAX_S
+# Knobs (env): BENCH_GAP_S (60, benchmarks/investigations/jax_autocast_gap.py), BENCH_JAX_S
 # (300) and BENCH_TORCH_S (180): each backend's whole budget, on-device checks
 # included, BENCH_TF_S (200), BENCH_KERNEL_CHECK (1: first run
 # tests/property/test_kernels.py, its meta-test and the equivalence property
@@ -87,8 +87,8 @@ run_backend() {  # backend, seconds for everything of that backend (checks + sui
 backends=" ${BENCH_BACKENDS:-jax torch tensorflow} "
 if [[ $backends == *" jax "* ]]; then
   # The mixed_bfloat16 gap under JAX (the pre-code baseline): stateless_call vs __call__.
-  echo "=== JAX mixed_bfloat16: stateless_call vs __call__ (benchmarks/jax_autocast_gap.py) ==="
-  KERAS_BACKEND=jax timeout -k 10 "${BENCH_GAP_S:-60}" python3 benchmarks/jax_autocast_gap.py \
+  echo "=== JAX mixed_bfloat16: stateless_call vs __call__ (benchmarks/investigations/jax_autocast_gap.py) ==="
+  KERAS_BACKEND=jax timeout -k 10 "${BENCH_GAP_S:-60}" python3 benchmarks/investigations/jax_autocast_gap.py \
     2>&1 | grep -v "^WARNING\|^I0000\|^E0000" | tee "$out/jax-autocast-gap.md"
   run_backend jax "${BENCH_JAX_S:-300}"
 fi

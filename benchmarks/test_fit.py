@@ -16,7 +16,7 @@ import os
 import numpy as np
 import pytest
 
-import _bench
+from bench_timing import Settings
 
 BATCH = 128
 
@@ -56,7 +56,7 @@ def test_fit_epoch(dtype, mnist, run_group, request):
 
     steps = {k: stepper(m) for k, m in models.items()}
     rounds = request.config.getoption("--bench-fit-rounds")
-    settings = _bench.Settings(rounds=rounds, warmup=0, round_time=0.0)
+    settings = Settings(rounds=rounds, warmup=0, round_time=0.0)
     group = f"fit MyModel mnist 1 epoch b{BATCH} {dtype}"
     info = {"layer": "MyModel.fit", "dtype": dtype, "pass": "fit",
             "mode": "fit(jit_compile=auto)", "batch": int(x.shape[0]),

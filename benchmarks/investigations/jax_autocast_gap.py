@@ -14,12 +14,12 @@ for ``customlayers.Dense`` and ``keras.layers.Dense`` alike:
   float32 (TF32 on Ampere/Hopper) with a float32 output.
 * ``scope __call__``: ``layer(x)`` inside ``keras.StatelessScope`` -- how a
   layer inside a model runs under Keras's JAX trainer, and how
-  ``benchmarks/_bench.py`` calls it; the kernel is autocast to bfloat16.
+  ``benchmarks/bench_adapters/jax_adapter.py`` calls it; the kernel is autocast to bfloat16.
 * ``bare``: ``x @ W.astype(bf16) + b.astype(bf16)`` on the same arrays.
 
 It prints the dtype of the GEMM in the lowered program (from the jaxpr), the
 median time of ``--reps`` calls and TFLOP/s. Run:
-``KERAS_BACKEND=jax python benchmarks/jax_autocast_gap.py [--shape 8192,4096,4096]``
+``KERAS_BACKEND=jax python benchmarks/investigations/jax_autocast_gap.py [--shape 8192,4096,4096]``
 """
 
 from __future__ import annotations

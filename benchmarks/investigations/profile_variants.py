@@ -1,6 +1,6 @@
 """Profile candidate rewrites of the custom layers before touching customlayers/.
 
-    KERAS_BACKEND=tensorflow python benchmarks/profile_variants.py [--rounds 15]
+    KERAS_BACKEND=tensorflow python benchmarks/investigations/profile_variants.py [--rounds 15]
 
 For ReLU and Dense it (1) checks that each candidate matches the Keras built-in
 bit for bit, values *and* gradients, on the awkward inputs (+-0, NaN, +-inf,
@@ -15,11 +15,15 @@ import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # benchmarks/
 
 import numpy as np  # noqa: E402
 
-import _bench  # noqa: E402
+import bench_adapters  # noqa: E402
+import bench_env  # noqa: E402
+import bench_matrix  # noqa: E402
+from bench_stats import ratio_stats  # noqa: E402
+from bench_timing import Settings, measure_interleaved  # noqa: E402
 import keras  # noqa: E402
 from keras import ops  # noqa: E402
 
@@ -74,7 +78,7 @@ SPECIAL = np.array([-np.inf, -1e30, -1.0, -1e-40, -0.0, 0.0, 1e-40, 1.0,
 
 def _value_and_grad(layer, x_np, g_np):
     """(y, dL/dx) for L = sum(layer(x) * g), on the current backend."""
-    b = _bench.BACKEND
+    b = bench_matrix.BACKEND
     if b == "tensorflow":
         import tensorflow as tf
         x = tf.constant(x_np)
@@ -114,14 +118,14 @@ def main():
     ap.add_argument("--check-only", action="store_true",
                     help="only the bit-exactness check, no timings")
     args = ap.parse_args()
-    settings = _bench.Settings(rounds=args.rounds, warmup=3,
+    settings = Settings(rounds=args.rounds, warmup=3,
                                round_time=args.round_time)
-    modes = [m for m in args.modes.split(",") if _bench.mode_available(m)]
-    ad = _bench.adapter()
+    modes = [m for m in args.modes.split(",") if bench_matrix.mode_available(m)]
+    ad = bench_adapters.adapter()
     rng = np.random.default_rng(0)
 
-    print(f"backend {_bench.BACKEND}, keras {keras.__version__}, "
-          f"{_bench.device_description()}")
+    print(f"backend {bench_matrix.BACKEND}, keras {keras.__version__}, "
+          f"{bench_env.device_description()}")
     relus = {"builtin": keras.layers.ReLU(), "custom": customlayers.ReLU(),
              "where4": ReLUWhere4(), "ops.relu": ReLUOpsRelu(),
              "identity": Identity()}
@@ -146,7 +150,7 @@ def main():
                 steps = {n: ad.build("custom", "relu", lay, pass_, mode, x, g,
                                      (), args.dtype)
                          for n, lay in relus.items()}
-                t = _bench.measure_interleaved(steps, ad.sync, settings)
+                t = measure_interleaved(steps, ad.sync, settings)
                 _print(f"relu {shape} {pass_} {mode}", t)
 
     print("\nDense timings:")
@@ -166,7 +170,7 @@ def main():
                 steps = {n: ad.build("custom", "dense", lay, pass_, mode, x, g,
                                      (kern, bias), args.dtype)
                          for n, lay in dens.items()}
-                t = _bench.measure_interleaved(steps, ad.sync, settings)
+                t = measure_interleaved(steps, ad.sync, settings)
                 _print(f"dense {shape} {pass_} {mode}", t)
 
 
@@ -178,7 +182,7 @@ def _print(label, t):
         if n == "builtin":
             parts.append(f"{n} {med * 1e6:.1f}us")
             continue
-        st = _bench.ratio_stats(per["builtin"], ts)
+        st = ratio_stats(per["builtin"], ts)
         parts.append(f"{n} {med * 1e6:.1f}us x{st['median']:.2f}"
                      f"[{st['q1']:.2f}-{st['q3']:.2f}]")
     print(f"  {label:38s} " + " | ".join(parts), flush=True)

@@ -1,0 +1,101 @@
+"""Role: JAX steps for the three impls (bare: ``x @ W + b`` /
+``jax.nn.relu``), eager or ``jax.jit``; the layers run through ``__call__``
+in a ``StatelessScope``."""
+
+from __future__ import annotations
+
+import keras
+
+from bench_adapters.common import LEARNING_RATE, compute_dtype
+
+
+class JaxAdapter:
+    def __init__(self):
+        import jax
+        import jax.numpy as jnp
+        self.jax, self.jnp = jax, jnp
+
+    def sync(self, out):
+        self.jax.block_until_ready(out)
+
+    def build(self, impl, layer_kind, layer_obj, pass_, mode, x_np, g_np,
+              weights, policy):
+        jax, jnp = self.jax, self.jnp
+        cd = compute_dtype(policy)
+        x = jnp.asarray(x_np).astype(cd)
+        g = jnp.asarray(g_np).astype(cd)
+
+        if impl == "bare":
+            master = pass_ == "train"
+            if layer_kind == "dense":
+                wdt = "float32" if master else cd
+                params = [jnp.asarray(weights[0]).astype(wdt),
+                          jnp.asarray(weights[1]).astype(wdt)]
+
+                def fwd(p, x_):
+                    W, b = p
+                    return x_ @ W.astype(cd) + b.astype(cd)
+            else:
+                params = []
+
+                def fwd(p, x_):
+                    return jax.nn.relu(x_)
+            opt_state = [jnp.asarray(LEARNING_RATE, "float32")]
+
+            def apply(ostate, grads, p):
+                lr = ostate[0]
+                return ostate, [w - (lr * gr.astype(w.dtype)).astype(w.dtype)
+                                for w, gr in zip(p, grads)]
+        else:
+            tv = list(layer_obj.trainable_variables)
+            params = [v.value for v in tv]
+            ntv = [(v, v.value) for v in layer_obj.non_trainable_variables]
+
+            def fwd(p, x_):
+                # Through ``__call__`` in a StatelessScope, as a layer inside a
+                # model runs under Keras's JAX trainer. Not ``stateless_call``:
+                # it calls ``self.call`` directly and so skips the mixed-
+                # precision autocast -- the float32 kernel then meets the
+                # bfloat16 input, JAX promotes, and the GEMM runs in float32
+                # (Keras 3.15.1, layer.py). That was the pre-code baseline's unexplained
+                # "mixed_bfloat16 at float32 speed" under JAX.
+                with keras.StatelessScope(state_mapping=list(zip(tv, p)) + ntv):
+                    return layer_obj(x_)
+            if pass_ == "train":
+                opt = keras.optimizers.SGD(learning_rate=LEARNING_RATE)
+                opt.build(layer_obj.trainable_variables)
+                opt_state = [v.value for v in opt.variables]
+
+                def apply(ostate, grads, p):
+                    p, ostate = opt.stateless_apply(ostate, grads, p)
+                    return ostate, p
+
+        if pass_ == "forward":
+            if impl != "bare" and mode == "eager":
+                return lambda: layer_obj(x)  # the natural eager call
+            fn = fwd
+            if mode == "compiled":
+                fn = jax.jit(fn)
+            return lambda: fn(params, x)
+        if pass_ == "fwdbwd":
+            def loss_fn(p, x_, g_):
+                return jnp.sum(fwd(p, x_) * g_)
+            fn = jax.grad(loss_fn, argnums=(0, 1))
+            if mode == "compiled":
+                fn = jax.jit(fn)
+            return lambda: fn(params, x, g)
+
+        def train(p, ostate, x_, g_):
+            def loss_fn(p_):
+                return jnp.sum(fwd(p_, x_) * g_)
+            loss, grads = jax.value_and_grad(loss_fn)(p)
+            ostate, p = apply(ostate, grads, p)
+            return loss, p, ostate
+        if mode == "compiled":
+            train = jax.jit(train)
+        state = {"p": params, "o": opt_state}
+
+        def step():
+            loss, state["p"], state["o"] = train(state["p"], state["o"], x, g)
+            return loss, state["p"]
+        return step
