@@ -1,7 +1,8 @@
-"""``python -m customlayers``: the same as the ``customlayers`` command."""
+"""``python -m customlayers``: the same as the ``customlayers`` command
+(which starts faster: this imports the package, hence Keras, first)."""
 
 import sys
 
-from customlayers.cli import main
+from customlayers_cli import main
 
 sys.exit(main())

@@ -36,34 +36,6 @@ class UsageError(Exception):
     """A bad command line: exit status 2."""
 
 
-def add_arguments(v) -> None:
-    """The ``verify`` subcommand's options (the CLI only dispatches)."""
-    v.add_argument("--profile", default="ci",
-                   choices=["ci", "dev", "thorough"],
-                   help="Hypothesis profile (default: ci)")
-    v.add_argument("--case", action="append", default=[],
-                   metavar="MODULE:NAME",
-                   help="a LayerCase to verify, as pkg.module:NAME or "
-                        "path/to/file.py:NAME (repeatable)")
-    v.add_argument("--cases", nargs="+", metavar="PAIR",
-                   help="only these declared pairs, by name (customlayers' "
-                        "own and installed packages' customlayers.cases)")
-    v.add_argument("--dtypes", nargs="+", metavar="POLICY",
-                   help="only these dtype policies")
-    v.add_argument("--modes", nargs="+", metavar="MODE",
-                   help="only these execution modes (eager graph compiled)")
-    v.add_argument("--json", metavar="FILE", help="also write results here")
-    v.add_argument("--junit", metavar="FILE",
-                   help="also write JUnit XML here (one testcase per "
-                        "property)")
-    v.add_argument("--artifacts", metavar="DIR",
-                   help="folder for failure .npz files (default: failures/ "
-                        "in the customlayers cache, capped at 64 MiB)")
-    v.add_argument("--strict-known-differences", action="store_true",
-                   help="exit 1 when a declared known difference relaxed "
-                        "nothing in the run")
-
-
 def main(args) -> int:
     """Run ``customlayers verify`` for parsed ``args``; the exit status."""
     try:

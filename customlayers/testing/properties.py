@@ -485,9 +485,20 @@ def check_numeric_gradient(case, kwargs, x, seed, recorder=PROCESS):
 
     numeric = (f(+1) - f(-1)) / (2 * h)
     layer.set_weights(weights)
+    base = numeric_tolerance(case)
+    # Each f(+-1) sums n terms y_i * g_i in float64; its roundoff is up to
+    # about n * eps * sum|y_i g_i| in the worst case and sqrt(n) * eps * ...
+    # in practice, and the difference divides it by 2h. A fixed atol misses
+    # that for large, saturated sums (194 x 4 outputs of tanh(100 x): 3e-7
+    # off at a derivative of 0.16); 16 * eps * sum|y_i g_i| / h covers it
+    # and stays ~1e-6 of the sum, far below a wrong kink or missing term.
+    magnitude = float(np.sum(np.abs(np.asarray(out, np.float64) * g)))
+    roundoff = 16 * np.finfo(np.float64).eps * magnitude / h
+    tolerance = Tolerance(base.rtol, base.atol + roundoff,
+                          f"{base.reason} Plus the central difference's "
+                          f"roundoff, 16 * eps * sum|y g| / h = {roundoff:.3g}.")
     comp = compare_expected("numeric gradient", np.float64(analytic),
-                            np.float64(numeric),
-                            tolerance=numeric_tolerance(case))
+                            np.float64(numeric), tolerance=tolerance)
     assert comp.passed, comp.describe()
     recorder.record(case.name, "float64", "eager", [comp],
                     "numeric gradient")

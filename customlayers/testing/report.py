@@ -160,17 +160,9 @@ def table_rows(rows) -> list[tuple]:
 
 
 def format_table(header, rows) -> str:
-    """A plain fixed-width table."""
-    table = [tuple(header)] + [tuple(r) for r in rows]
-    widths = [max(len(str(row[j])) for row in table)
-              for j in range(len(header))]
-    lines = []
-    for j, row in enumerate(table):
-        lines.append("  ".join(str(c).ljust(w)
-                               for c, w in zip(row, widths)).rstrip())
-        if j == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    """A plain fixed-width table (customlayers' one table formatter)."""
+    from customlayers._table import format_table as fmt
+    return fmt(tuple(header), [tuple(str(c) for c in r) for r in rows])
 
 
 def to_json(recorder: Recorder, **meta) -> dict:

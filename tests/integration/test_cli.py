@@ -32,7 +32,7 @@ def _cli(*args, env=None):
 
 def test_help_imports_neither_keras_nor_tensorflow():
     script = ("import sys, contextlib, io\n"
-              "from customlayers import cli\n"
+              "import customlayers_cli as cli\n"
               "with contextlib.redirect_stdout(io.StringIO()):\n"
               "    for argv in (['--help'], ['train', '--help'], ['data', '--help'],\n"
               "                 ['verify', '--help']):\n"
@@ -86,7 +86,7 @@ def test_c_level_stderr_is_discarded_and_python_stderr_kept():
     """What TensorFlow's C++ code writes to descriptor 2 (its absl start-up
     lines) is dropped; Python's stderr still reaches the terminal."""
     script = ("import os, sys\n"
-              "from customlayers import cli\n"
+              "import customlayers_cli as cli\n"
               "with cli._c_stderr_discarded():\n"
               "    os.write(2, b'C-level line\\n')\n"
               "    print('python line', file=sys.stderr)\n"

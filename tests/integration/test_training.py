@@ -243,7 +243,7 @@ def test_tutorial_model_reaches_97_percent(graph_run):
 _LOAD_AND_PREDICT = textwrap.dedent("""
     import json, sys
     import numpy as np
-    import customlayers.model  # importing the classes registers them for loading
+    import customlayers  # registers MyModel, Dense, ReLU for loading
     from customlayers import _compat
     x = np.load(sys.argv[1])
     fmt = sys.argv[3]
