@@ -24,6 +24,8 @@ from customlayers.testing.report import Failure, Recorder
 #: the case's policies; the values do not depend on much more).
 CONFIG_POLICIES = ("float32", "mixed_float16")
 SAVING_POLICIES = ("float32", "mixed_bfloat16")
+#: ... and the second-order and forward-mode properties.
+DERIVATIVE_POLICIES = ("float32",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +73,12 @@ class Item:
             return props.numeric_gradient_property(case, recorder)
         if self.kind == "error_inputs":
             return props.error_inputs_property(case, recorder)
+        if self.kind == "second_order":
+            return props.second_order_property(case, self.policy, self.mode,
+                                               recorder)
+        if self.kind == "forward_mode":
+            return props.forward_mode_property(case, self.policy, self.mode,
+                                               recorder)
         raise ValueError(f"unknown property kind {self.kind!r}")
 
 
@@ -103,6 +111,12 @@ def items(case, policies=None, modes=None) -> list:
         for policy in _subset(SAVING_POLICIES, policies):
             out.append(Item("saving", case, policy, fmt=fmt,
                             skip=lambda f=fmt: case.save_unsupported(f)))
+    for kind in ("second_order", "forward_mode"):
+        for policy in _subset(DERIVATIVE_POLICIES, policies):
+            for mode in modes:
+                reason = support.get(mode, f"unknown mode {mode!r}")
+                out.append(Item(kind, case, policy, mode, skip=(
+                    lambda r=reason: r) if reason else None))
     if case.numeric_gradient:
         out.append(Item("numeric_gradient", case, "float64",
                         skip=lambda: props.numeric_gradient_unavailable(case)))

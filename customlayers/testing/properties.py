@@ -43,6 +43,12 @@ WEIGHTS = {
     "saving": 0.03,
     "numeric_gradient": 0.5,
     "error_inputs": 2.5,
+    "second_order/eager": 0.1,
+    "second_order/graph": 0.05,
+    "second_order/compiled": 0.03,
+    "forward_mode/eager": 0.1,
+    "forward_mode/graph": 0.05,
+    "forward_mode/compiled": 0.03,
 }
 
 
@@ -617,3 +623,168 @@ def names_value(name: str, value) -> str:
     shown = "nan" if isinstance(value, float) and math.isnan(value) \
         else repr(value)
     return f"(?s)(?=.*{re.escape(name)})(?=.*{re.escape(shown)})"
+
+
+# -- 7. second order and forward mode ----------------------------------------
+
+def _built_pair(case, policy, kwargs, x, seed):
+    custom = _make(case, kwargs, policy)
+    reference = _make(case, kwargs, policy, case.reference)
+    build_pair(custom, reference, x, weight_map=case.weight_map)
+    from customlayers.testing.equivalence import copy_weights, random_weights
+    copy_weights(custom, reference, weight_map=case.weight_map,
+                 weights=random_weights(custom, seed))
+    return custom, reference
+
+
+def _weight_names(layer):
+    return [_compat.variable_name(w).split("/")[-1]
+            for w in layer.trainable_weights]
+
+
+def _compare_maybe_none(check, a, b, tolerance, case, scope, ledger):
+    """Compare two results that a backend may give as ``None`` (does not
+    depend): ``None`` where the reference has a tensor is a failure; where
+    the reference has ``None``, zeros (or ``None``) are expected."""
+    if a is None and b is None:
+        return fact_check(check, True)
+    if a is None:
+        return fact_check(check, False, (
+            f"None (no dependence) where the reference gives a tensor of "
+            f"shape {np.shape(b)} (values {np.asarray(b).ravel()[:4]}...)"))
+    if b is None:
+        zeros = np.all(np.asarray(a, np.float64) == 0)
+        return fact_check(check, bool(zeros), (
+            "the reference does not depend on this argument (None), the "
+            "custom layer gives non-zero values"))
+    return compare_expected(check, a, b, tolerance=tolerance,
+                            differences=case.known_differences, scope=scope,
+                            ledger=ledger)
+
+
+def check_second_order(case, policy, mode, kwargs, x, seed, upstream,
+                       recorder=PROCESS):
+    """One example: Hessian-vector products (reverse over reverse) with
+    respect to the input and every weight equal the reference's, ``None``
+    (no dependence) included."""
+    from customlayers.testing import autodiff
+    custom, reference = _built_pair(case, policy, kwargs, x, seed)
+    rng = np.random.default_rng(seed + 1)
+    vs = [rng.standard_normal(np.shape(x)).astype(x.dtype)] + [
+        rng.standard_normal(np.shape(w)).astype(np.asarray(w).dtype)
+        for w in custom.get_weights()]
+    ref_vs = vs[:1] + list((case.weight_map or list)(vs[1:]))
+    _, got = autodiff.second_order(custom, x, upstream, vs, mode)
+    _, want = autodiff.second_order(reference, x, upstream, ref_vs, mode)
+    names = ["input"] + _weight_names(reference)
+    exact = case.is_exact(policy, mode)
+    scope = _scope(policy, mode, kwargs, x)
+    mapped = got[:1] + list((case.weight_map or list)(got[1:])) \
+        if all(a is not None for a in got[1:]) else got
+    comps = []
+    for name, a, b in zip(names, mapped, want):
+        check = f"hvp[{name}]"
+        comps.append(_compare_maybe_none(
+            check, a, b, None if exact else case.tolerance(policy, check),
+            case, scope, recorder.ledger))
+    if len(got) != len(want):
+        comps.append(fact_check("hvp arguments", False,
+                                f"{len(got)} vs {len(want)}"))
+    failed = [c for c in comps if not c.passed]
+    if failed:
+        error = AssertionError(
+            f"{case.name}: second-order derivatives differ from the "
+            f"reference's (policy={policy}, mode={mode}, input shape "
+            f"{np.shape(x)}, seed={seed}):\n" + "\n".join(
+                c.describe() for c in failed))
+        error.record = (case.name, policy, mode, comps)
+        raise error
+    recorder.record(case.name, policy, mode, comps, "second order")
+
+
+def _draw_derivative_example(data, case, policy, nonfinite=False):
+    kwargs = case.draw_kwargs(data)
+    x = draw_input(data, case, policy, kwargs, nonfinite=nonfinite)
+    seed = data.draw(st.integers(0, 2 ** 31 - 1), label="weights seed")
+    reference = _make(case, kwargs, policy, case.reference)
+    out_shape = tuple(reference.compute_output_shape(x.shape))
+    g = cst.draw_array(data, out_shape, cst.compute_dtype(policy),
+                       label="upstream gradient", max_specials=0,
+                       value_range=case.upstream_range)
+    return kwargs, x, seed, g
+
+
+def second_order_property(case, policy, mode, recorder=PROCESS):
+    """Hessian-vector products (reverse over reverse) of ``<g, f(x, W)>``
+    with respect to the input and every weight equal the reference's,
+    zeros included: ``None`` where the reference gives a tensor fails (a
+    hand-written gradient with no path to ``x`` does that)."""
+
+    @_settings(f"second_order/{mode}")
+    @given(data=st.data())
+    def second_order(data):
+        kwargs, x, seed, g = _draw_derivative_example(data, case, policy)
+        check_second_order(case, policy, mode, kwargs, x, seed, g, recorder)
+
+    second_order.__name__ = f"second_order[{case.name}-{policy}-{mode}]"
+    return second_order
+
+
+def check_forward_mode(case, policy, mode, kwargs, x, seed, upstream,
+                       recorder=PROCESS):
+    """One example: ``J v`` equals the reference's, and ``<g, J v>`` equals
+    ``<J^T g, v>`` for the custom layer."""
+    from customlayers.testing import autodiff
+    custom, reference = _built_pair(case, policy, kwargs, x, seed)
+    v = np.random.default_rng(seed + 2).standard_normal(
+        np.shape(x)).astype(x.dtype)
+    y, jv, vjp = autodiff.jvp(custom, x, v, upstream, mode)
+    _, ref_jv, _ = autodiff.jvp(reference, x, v, upstream, mode)
+    exact = case.is_exact(policy, mode)
+    scope = _scope(policy, mode, kwargs, x)
+    comps = [compare_expected(
+        "jvp", jv, ref_jv,
+        tolerance=None if exact else case.tolerance(policy, "jvp"),
+        differences=case.known_differences, scope=scope,
+        ledger=recorder.ledger)]
+    g64 = np.asarray(upstream, np.float64)
+    left = np.asarray(jv, np.float64) * g64
+    right = np.asarray(vjp, np.float64) * np.asarray(v, np.float64)
+    eps = float(np.finfo(np.float32 if jv.dtype.itemsize < 8 else
+                         np.float64).eps)
+    if jv.dtype.itemsize < 4:
+        eps = 2.0 ** -7 if jv.dtype.name == "bfloat16" else 2.0 ** -10
+    # Both sides are the same bilinear form, each element rounded once in
+    # the layer's dtype: they agree to a few eps of the summed magnitudes.
+    bound = 8 * eps * (np.abs(left).sum() + np.abs(right).sum())
+    consistency = Tolerance(0.0, float(bound) or 1e-30,
+                            "8 eps of the summed magnitudes of both sides")
+    finite = np.isfinite(left).all() and np.isfinite(right).all()
+    if finite:
+        comps.append(compare_expected(
+            "jvp/vjp consistency", np.float64(left.sum()),
+            np.float64(right.sum()), tolerance=consistency))
+    failed = [c for c in comps if not c.passed]
+    if failed:
+        error = AssertionError(
+            f"{case.name}: forward-mode derivatives fail (policy={policy}, "
+            f"mode={mode}, input shape {np.shape(x)}, seed={seed}):\n"
+            + "\n".join(c.describe() for c in failed))
+        error.record = (case.name, policy, mode, comps)
+        raise error
+    recorder.record(case.name, policy, mode, comps, "forward mode")
+
+
+def forward_mode_property(case, policy, mode, recorder=PROCESS):
+    """The JVP (forward mode) along a random input direction equals the
+    reference's, and agrees with the layer's own VJP:
+    ``<g, J v> == <J^T g, v>``."""
+
+    @_settings(f"forward_mode/{mode}")
+    @given(data=st.data())
+    def forward_mode(data):
+        kwargs, x, seed, g = _draw_derivative_example(data, case, policy)
+        check_forward_mode(case, policy, mode, kwargs, x, seed, g, recorder)
+
+    forward_mode.__name__ = f"forward_mode[{case.name}-{policy}-{mode}]"
+    return forward_mode

@@ -1,0 +1,212 @@
+"""Second-order and forward-mode derivatives through each backend's own
+autodiff, for the deeper-equivalence properties.
+
+For a layer ``f(x, W)``, an upstream gradient ``g`` and directions ``v``
+(one per input and trainable weight):
+
+- :func:`second_order`: the Hessian-vector product of ``h = <g, f(x, W)>``,
+  reverse over reverse: ``d/d(x, W) <grad h, v>``. An entry is ``None`` where
+  the backend says the result does not depend on that argument (TensorFlow
+  and torch do; JAX returns zeros), so a ``None`` where the reference gives
+  a tensor of zeros is visible.
+- :func:`jvp`: the forward-mode derivative ``J v`` (TensorFlow
+  ``ForwardAccumulator``, ``jax.jvp``; torch by the double-backward trick,
+  as ``torch.autograd.functional.jvp`` does) together with the VJP
+  ``J^T g`` of the same layer, for the consistency ``<g, J v> ==
+  <J^T g, v>``.
+
+Modes as in :mod:`customlayers.testing.backends`: TensorFlow eager, graph
+(``tf.function``) and compiled (XLA); JAX eager and compiled (``jax.jit``);
+torch eager.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from customlayers._compat import BACKEND, to_numpy
+
+
+def _np(t):
+    return None if t is None else to_numpy(t)
+
+
+def second_order(layer, x, g, vs, mode="eager"):
+    """``(first, second)``: lists (input first, then each trainable weight)
+    of the first-order gradients of ``<g, layer(x)>`` and of the
+    Hessian-vector products along ``vs``, as NumPy arrays or ``None``."""
+    if BACKEND == "jax":
+        return _jax_second_order(layer, x, g, vs, mode)
+    if BACKEND == "torch":
+        return _torch_second_order(layer, x, g, vs)
+    return _tf_second_order(layer, x, g, vs, mode)
+
+
+def jvp(layer, x, v, g, mode="eager"):
+    """``(y, jv, vjp)``: the output, ``J v`` for the input direction ``v``
+    (weights held fixed) and ``J^T g``, as NumPy arrays."""
+    if BACKEND == "jax":
+        return _jax_jvp(layer, x, v, g, mode)
+    if BACKEND == "torch":
+        return _torch_jvp(layer, x, v, g)
+    return _tf_jvp(layer, x, v, g, mode)
+
+
+# -- TensorFlow ----------------------------------------------------------------
+
+def _tf_wrap(fn, mode):
+    import tensorflow as tf
+    if mode == "graph":
+        return tf.function(fn, autograph=False)
+    if mode == "compiled":
+        return tf.function(fn, autograph=False, jit_compile=True)
+    return fn
+
+
+def _tf_tensor(a):
+    import tensorflow as tf
+
+    from customlayers._compat import input_tensor
+    return tf.convert_to_tensor(input_tensor(np.asarray(a)))
+
+
+def _tf_second_order(layer, x, g, vs, mode):
+    import tensorflow as tf
+    weights = list(layer.trainable_weights)
+
+    def fn(x, g, vs):
+        with tf.GradientTape() as outer:
+            outer.watch(x)
+            with tf.GradientTape() as inner:
+                inner.watch(x)
+                y = layer(x)
+            first = inner.gradient(y, [x] + weights, output_gradients=g)
+            terms = [tf.reduce_sum(f * tf.cast(v, f.dtype))
+                     for f, v in zip(first, vs) if f is not None]
+            h = tf.add_n(terms) if terms else None
+        second = ([None] * len(first) if h is None else
+                  outer.gradient(h, [x] + weights))
+        return first, second
+
+    first, second = _tf_wrap(fn, mode)(
+        _tf_tensor(x), _tf_tensor(g), [_tf_tensor(v) for v in vs])
+    return [_np(t) for t in first], [_np(t) for t in second]
+
+
+def _tf_jvp(layer, x, v, g, mode):
+    import tensorflow as tf
+
+    def fn(x, v, g):
+        with tf.autodiff.ForwardAccumulator(x, v) as acc:
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = layer(x)
+        jv = acc.jvp(y, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        return y, jv, tape.gradient(y, x, output_gradients=g)
+
+    y, jv, vjp = _tf_wrap(fn, mode)(_tf_tensor(x), _tf_tensor(v),
+                                    _tf_tensor(g))
+    return _np(y), _np(jv), _np(vjp)
+
+
+# -- JAX -------------------------------------------------------------------------
+
+def _jax_call(layer):
+    import keras
+    weights = list(layer.trainable_variables)
+    non_trainable = [(v, v.value) for v in layer.non_trainable_variables]
+
+    def call(x, values):
+        mapping = list(zip(weights, values)) + non_trainable
+        with keras.StatelessScope(state_mapping=mapping):
+            return layer(x)
+
+    return call, [w.value for w in weights]
+
+
+def _jax_second_order(layer, x, g, vs, mode):
+    import jax
+    import jax.numpy as jnp
+    call, values = _jax_call(layer)
+    g = jnp.asarray(g)
+
+    def f(x, values):
+        y = call(x, values)
+        return jnp.sum(y * g.astype(y.dtype))
+
+    def both(x, values, vs):
+        grad = jax.grad(f, argnums=(0, 1))
+
+        def h(x, values):
+            gx, gw = grad(x, values)
+            flat = [gx] + list(gw)
+            return sum(jnp.sum(a * b.astype(a.dtype))
+                       for a, b in zip(flat, vs))
+
+        gx, gw = grad(x, values)
+        sx, sw = jax.grad(h, argnums=(0, 1))(x, values)
+        return [gx] + list(gw), [sx] + list(sw)
+
+    if mode == "compiled":
+        both = jax.jit(both)
+    first, second = both(jnp.asarray(x), values, [jnp.asarray(v) for v in vs])
+    return [_np(t) for t in first], [_np(t) for t in second]
+
+
+def _jax_jvp(layer, x, v, g, mode):
+    import jax
+    import jax.numpy as jnp
+    call, values = _jax_call(layer)
+
+    def fn(x, v, g):
+        f = lambda x: call(x, values)  # noqa: E731
+        y, jv = jax.jvp(f, (x,), (v.astype(x.dtype),))
+        _, pull = jax.vjp(f, x)
+        (vjp,) = pull(g.astype(y.dtype))
+        return y, jv, vjp
+
+    if mode == "compiled":
+        fn = jax.jit(fn)
+    y, jv, vjp = fn(jnp.asarray(x), jnp.asarray(v), jnp.asarray(g))
+    return _np(y), _np(jv), _np(vjp)
+
+
+# -- torch -----------------------------------------------------------------------
+
+def _torch_second_order(layer, x, g, vs):
+    import torch
+
+    from customlayers.testing.backends import _torch_tensor
+    xt = _torch_tensor(x).detach().requires_grad_(True)
+    params = [w.value for w in layer.trainable_variables]
+    y = layer(xt)
+    gt = _torch_tensor(g).to(y.dtype)
+    first = torch.autograd.grad(y, [xt] + params, grad_outputs=gt,
+                                create_graph=True, allow_unused=True)
+    terms = [torch.sum(f * _torch_tensor(v).to(f.dtype))
+             for f, v in zip(first, vs) if f is not None]
+    h = sum(terms) if terms else None
+    if h is None or not h.requires_grad:
+        second = [None] * len(first)
+    else:
+        second = torch.autograd.grad(h, [xt] + params, allow_unused=True)
+    return [_np(t) for t in first], [_np(t) for t in second]
+
+
+def _torch_jvp(layer, x, v, g):
+    import torch
+
+    from customlayers.testing.backends import _torch_tensor
+    xt = _torch_tensor(x).detach().requires_grad_(True)
+    y = layer(xt)
+    gt = _torch_tensor(g).to(y.dtype)
+    # J v by the double-backward trick: u -> J^T u is linear in u, so the
+    # gradient of <J^T u, v> with respect to u is J v.
+    u = torch.zeros_like(y, requires_grad=True)
+    (jtu,) = torch.autograd.grad(y, xt, grad_outputs=u, create_graph=True)
+    (jv,) = torch.autograd.grad(jtu, u, grad_outputs=_torch_tensor(v).to(
+        jtu.dtype), allow_unused=True)
+    (vjp,) = torch.autograd.grad(y, xt, grad_outputs=gt)
+    if jv is None:
+        jv = torch.zeros_like(y)
+    return _np(y), _np(jv), _np(vjp)
