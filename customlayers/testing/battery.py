@@ -73,6 +73,9 @@ class Item:
             return props.numeric_gradient_property(case, recorder)
         if self.kind == "error_inputs":
             return props.error_inputs_property(case, recorder)
+        if self.kind == "nonfinite_upstream":
+            return props.nonfinite_upstream_property(
+                case, self.policy, self.mode, recorder)
         if self.kind == "second_order":
             return props.second_order_property(case, self.policy, self.mode,
                                                recorder)
@@ -111,7 +114,7 @@ def items(case, policies=None, modes=None) -> list:
         for policy in _subset(SAVING_POLICIES, policies):
             out.append(Item("saving", case, policy, fmt=fmt,
                             skip=lambda f=fmt: case.save_unsupported(f)))
-    for kind in ("second_order", "forward_mode"):
+    for kind in ("nonfinite_upstream", "second_order", "forward_mode"):
         for policy in _subset(DERIVATIVE_POLICIES, policies):
             for mode in modes:
                 reason = support.get(mode, f"unknown mode {mode!r}")

@@ -43,6 +43,9 @@ WEIGHTS = {
     "saving": 0.03,
     "numeric_gradient": 0.5,
     "error_inputs": 2.5,
+    "nonfinite_upstream/eager": 0.1,
+    "nonfinite_upstream/graph": 0.05,
+    "nonfinite_upstream/compiled": 0.03,
     "second_order/eager": 0.1,
     "second_order/graph": 0.05,
     "second_order/compiled": 0.03,
@@ -187,6 +190,30 @@ def equivalence_property(case, policy, mode, recorder=PROCESS,
 
     equivalence.__name__ = f"equivalence[{case.name}-{policy}-{mode}]"
     return equivalence
+
+
+def nonfinite_upstream_property(case, policy, mode, recorder=PROCESS):
+    """With NaN, +inf and -inf in the upstream gradient (placed on purpose,
+    every example), the gradients have the reference's NaN positions and
+    values: a hand-written gradient that selects ``0`` where the backend's
+    multiplies ``g * mask`` (NaN) shows here."""
+
+    @_settings(f"nonfinite_upstream/{mode}")
+    @given(data=st.data())
+    def nonfinite_upstream(data):
+        kwargs, x, seed = _draw_setup(data, case, policy, nonfinite_ok=False)
+        reference = _make(case, kwargs, policy, case.reference)
+        out_shape = tuple(reference.compute_output_shape(x.shape))
+        upstream = cst.draw_array(
+            data, out_shape, cst.compute_dtype(policy),
+            label="upstream gradient", max_specials=2,
+            must_include=(math.nan, math.inf, -math.inf))
+        check_equivalence(case, policy, mode, kwargs, x, seed, upstream,
+                          recorder)
+
+    nonfinite_upstream.__name__ = (f"nonfinite_upstream[{case.name}-"
+                                   f"{policy}-{mode}]")
+    return nonfinite_upstream
 
 
 # -- 2. lazy build, varying batch sizes, changed last dimension ----------
