@@ -73,6 +73,8 @@ class Item:
             return props.numeric_gradient_property(case, recorder)
         if self.kind == "error_inputs":
             return props.error_inputs_property(case, recorder)
+        if self.kind == "input_dtypes":
+            return props.input_dtypes_property(case, recorder)
         if self.kind == "nonfinite_upstream":
             return props.nonfinite_upstream_property(
                 case, self.policy, self.mode, recorder)
@@ -120,6 +122,7 @@ def items(case, policies=None, modes=None) -> list:
                 reason = support.get(mode, f"unknown mode {mode!r}")
                 out.append(Item(kind, case, policy, mode, skip=(
                     lambda r=reason: r) if reason else None))
+    out.append(Item("input_dtypes", case))
     if case.numeric_gradient:
         out.append(Item("numeric_gradient", case, "float64",
                         skip=lambda: props.numeric_gradient_unavailable(case)))

@@ -46,6 +46,7 @@ WEIGHTS = {
     "nonfinite_upstream/eager": 0.1,
     "nonfinite_upstream/graph": 0.05,
     "nonfinite_upstream/compiled": 0.03,
+    "input_dtypes": 0.3,
     "second_order/eager": 0.1,
     "second_order/graph": 0.05,
     "second_order/compiled": 0.03,
@@ -815,3 +816,88 @@ def forward_mode_property(case, policy, mode, recorder=PROCESS):
 
     forward_mode.__name__ = f"forward_mode[{case.name}-{policy}-{mode}]"
     return forward_mode
+
+
+# -- 8. every input dtype ------------------------------------------------------
+
+#: The input dtypes a user may feed (the layer keeps its default policy).
+INPUT_DTYPES = ("bool", "uint8", "int8", "int16", "int32", "int64",
+                "float16", "bfloat16", "float32", "float64")
+
+
+def check_input_dtype(case, kwargs, x, seed, recorder=PROCESS):
+    """One example: under the default dtype policy, an input of ``x``'s
+    dtype gives the reference's output dtype and values, or the same
+    exception type where the reference refuses it."""
+    custom = case.custom(**kwargs)
+    reference = case.reference(**kwargs)
+    probe = np.ones((1,) + tuple(np.shape(x)[1:]), "float32")
+    build_pair(custom, reference, probe, weight_map=case.weight_map)
+    from customlayers.testing.equivalence import copy_weights, random_weights
+    copy_weights(custom, reference, weight_map=case.weight_map,
+                 weights=random_weights(custom, seed))
+    dtype = np.asarray(x).dtype.name
+    (k, a), (rk, b) = _value_or_error(custom, x), _value_or_error(
+        reference, x)
+    check = f"input dtype {dtype}"
+    if rk == "error":
+        ok = k == "error" and isinstance(a, type(b))
+        comp = fact_check(check, ok, (
+            f"the reference raises {type(b).__name__} for a {dtype} input "
+            f"({str(b)[:200]}); the custom layer "
+            + (f"raises {type(a).__name__}: {str(a)[:200]}" if k == "error"
+               else f"returns {a.dtype}")))
+    elif k == "error":
+        comp = fact_check(check, False, (
+            f"the custom layer raises {type(a).__name__} for a {dtype} input "
+            f"({str(a)[:300]}); the reference returns {b.dtype}"))
+    elif a.dtype != b.dtype:
+        comp = fact_check(check, False, (
+            f"a {dtype} input gives {a.dtype}; the reference gives "
+            f"{b.dtype}"))
+    else:
+        exact = case.is_exact("float32", "eager")
+        comp = compare_expected(
+            check, a, b, tolerance=None if exact else case.tolerance(
+                b.dtype.name if b.dtype.kind == "f" or
+                b.dtype.name == "bfloat16" else "float32", "output"),
+            differences=case.known_differences,
+            scope=_scope("float32", "eager", kwargs, x),
+            ledger=recorder.ledger)
+    assert comp.passed, f"{case.name}: {comp.describe()}"
+    recorder.record(case.name, dtype, "eager", [comp], "input dtypes")
+
+
+def _value_or_error(layer, x):
+    try:
+        return "ok", to_numpy(layer(_compat.input_tensor(x)))
+    except Exception as exc:  # noqa: BLE001 - compared with the reference
+        return "error", exc
+
+
+def input_dtypes_property(case, recorder=PROCESS):
+    """Every input dtype a user may feed (integers, bool, floats), under the
+    default dtype policy: the reference's output dtype and values, or the
+    reference's exception type."""
+
+    @_settings("input_dtypes")
+    @given(data=st.data())
+    def input_dtypes(data):
+        kwargs = case.draw_kwargs(data)
+        dtype = data.draw(st.sampled_from(INPUT_DTYPES), label="input dtype")
+        shape = case.draw_input_shape(data, kwargs)
+        seed = data.draw(st.integers(0, 2 ** 31 - 1), label="seed")
+        rng = np.random.default_rng(seed)
+        lo = 0 if dtype in ("bool", "uint8") else -4
+        hi = 2 if dtype == "bool" else 6
+        values = rng.integers(lo, hi, size=shape)
+        kinks = [k for k in case.kinks(kwargs) if float(k).is_integer()
+                 and lo <= k < hi]
+        flat = values.reshape(-1)
+        for i, k in enumerate(kinks[: flat.size]):
+            flat[i] = int(k)  # integer kinks, exactly
+        x = values.astype(cst.np_dtype(dtype))
+        check_input_dtype(case, kwargs, x, seed, recorder)
+
+    input_dtypes.__name__ = f"input_dtypes[{case.name}]"
+    return input_dtypes
