@@ -134,9 +134,39 @@ def pytest_terminal_summary(terminalreporter, config):
             f"{rec.ledger.applied[d.label]} comparison(s))")
 
 
+class _Declared:
+    """A known difference as a pytest-xdist worker reported it."""
+
+    def __init__(self, label, why):
+        self.label, self.why = label, why
+
+
+def _summary(rec) -> dict:
+    return {"examples": dict(rec.examples),
+            "applied": dict(rec.ledger.applied),
+            "needed": dict(rec.ledger.needed),
+            "declared": {k: d.why for k, d in rec.ledger.declared.items()}}
+
+
+def pytest_testnodedown(node, error):
+    """pytest-xdist: fold a worker's examples and known-difference counts
+    into the controller's, so that the summary covers every worker."""
+    data = getattr(node, "workeroutput", {}).get("customlayers")
+    if not data:
+        return
+    rec = _recorder(node.config)
+    rec.examples.update(data["examples"])
+    rec.ledger.applied.update(data["applied"])
+    rec.ledger.needed.update(data["needed"])
+    for label, why in data["declared"].items():
+        rec.ledger.declared.setdefault(label, _Declared(label, why))
+
+
 def pytest_sessionfinish(session, exitstatus):
     config = session.config
     rec = getattr(config, _RECORDER_KEY, None)
+    if rec is not None and hasattr(config, "workeroutput"):
+        config.workeroutput["customlayers"] = _summary(rec)
     if rec is None or not config.getoption("cl_strict_known_differences",
                                            False):
         return
