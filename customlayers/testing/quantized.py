@@ -113,6 +113,16 @@ def _worst(a, b) -> str:
            f"reference {b[i]!r}"
 
 
+def _describe(config):
+    if config is None:
+        return "None"
+    try:
+        inner = keras.saving.serialize_keras_object(config)["config"]
+        return f"{type(config).__name__}({inner})"
+    except Exception:  # noqa: BLE001 - a description only
+        return repr(config)
+
+
 def _state(layer):
     return {v.name: to_numpy(v) for v in layer.variables}
 
@@ -223,7 +233,8 @@ def assert_quantized_equivalent(custom, reference, x, *, mode, config=None,
             exact = _same_bits(a, b)
             numeric = np.asarray(a).dtype.kind not in "USO" and \
                 np.shape(a) == np.shape(b)
-            row = Row(name, exact, 0.0 if exact else float("inf"), 0.0,
+            row = Row(name, exact, 0.0 if exact else (
+                _max_abs(a, b) if numeric else float("inf")), 0.0,
                       exact, "" if exact else (
                           _worst(a, b) + f" ({np.asarray(a).dtype} vs "
                           f"{np.asarray(b).dtype})" if numeric else
@@ -293,7 +304,7 @@ def assert_quantized_equivalent(custom, reference, x, *, mode, config=None,
         raise AssertionError(
             f"{type(custom).__name__} differs from "
             f"{type(reference).__name__} quantized with mode={mode!r}, "
-            f"config={config!r}, lora={lora!r} "
+            f"config={_describe(config)}, lora={lora!r} "
             f"({'before' if lora_first else 'after'} quantizing), input "
             f"shape {x.shape}, {execution}, "
             f"training={training}, upstream seed {seed}:\n" + "\n".join(

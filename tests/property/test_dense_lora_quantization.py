@@ -81,9 +81,11 @@ def draw_config(data, family, input_dim):
         if family == "int8" else (-8, 7))
     act = data.draw(st.sampled_from(["none", "default", "custom"]),
                     label="activation quantizer")
-    act_q = {"none": None, "default": "default"}.get(act) or \
-        Q.AbsMaxQuantizer(axis=-1, value_range=_range(
+    if act == "custom":
+        act_q = Q.AbsMaxQuantizer(axis=-1, value_range=_range(
             data, -128, 127, "activation range"))
+    else:
+        act_q = None if act == "none" else "default"
     if family == "int8":
         return family, Q.Int8QuantizationConfig(
             weight_quantizer=weight_q, activation_quantizer=act_q)
