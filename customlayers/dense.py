@@ -86,8 +86,13 @@ class Dense(_Base, keras.layers.Layer):
     ``Model.quantize``) stores the kernel as the built-in does. GPTQ and
     AWQ are not implemented (``NotImplementedError``). The quantized paths
     live in :mod:`customlayers._dense_quantized`, their arithmetic in
-    :mod:`customlayers.quantization`. On Keras 2 these raise
-    ``NotImplementedError``.
+    :mod:`customlayers.quantization`. No ``keras.quantizers`` function is
+    called; Keras's own pieces used are configuration (the
+    ``QuantizationConfig`` classes, ``AbsMaxQuantizer`` as a description
+    of what to compute -- a user's *other* quantizer object is called as
+    it is), the dtype policies, and ``Layer``'s own ``quantize`` checks
+    (unbuilt layer, quantizing twice, invalid mode). On Keras 2 these
+    raise ``NotImplementedError``.
 
     Example:
 

@@ -15,7 +15,8 @@ quantization, then quantized with ``quantize(mode, config=...)``. Then:
 
 1. **State, bit for bit**: every variable (integer kernels, scales, zero
    points, group indices, float8 scales and amax histories, LoRA
-   matrices) must have the same name, dtype, shape and bytes; so must what
+   matrices) must have the same name, dtype, shape and bytes, and the
+   variables must come in the same order; so must what
    ``save_own_variables`` writes (LoRA merged and re-quantized).
 2. **Outputs and gradients** (TensorFlow: a ``GradientTape`` with a random
    upstream gradient from ``seed``; the input gradient and one gradient per
@@ -264,6 +265,9 @@ def assert_quantized_equivalent(custom, reference, x, *, mode, config=None,
         if not row.passed:
             failures.append(row)
 
+    check("variable order (get_weights/set_weights)",
+          np.array([v.name for v in custom.variables]),
+          np.array([v.name for v in reference.variables]))
     mine, theirs = _state(custom), _state(reference)
     check("variable names", np.array(sorted(mine)),
           np.array(sorted(theirs)))
