@@ -688,13 +688,18 @@ def apply_constraint(constraint, variable):
 
 
 def dense_config_extras(layer) -> dict:
-    """Keys Keras's own Dense puts in its config beyond the constructor
-    arguments Keras 3 lists: Keras 2's Dense also lists
-    ``activity_regularizer``."""
+    """Keys Keras's own Dense puts in its config beyond the arguments both
+    versions list: Keras 2's Dense also lists ``activity_regularizer``;
+    Keras 3's lists ``quantization_config`` (serialized, ``None`` too) and,
+    when LoRA is on, ``lora_rank`` and ``lora_alpha``."""
     if KERAS_MAJOR < 3:  # pragma: no cover
         return {"activity_regularizer": keras.regularizers.serialize(
             layer.activity_regularizer)}
-    return {}
+    extras = {"quantization_config": keras.saving.serialize_keras_object(
+        layer.quantization_config)}
+    if layer.lora_rank:
+        extras.update(lora_rank=layer.lora_rank, lora_alpha=layer.lora_alpha)
+    return extras
 
 
 #: Values of ``units`` that Keras 2's Dense accepts (``int(units)``, then
