@@ -1,9 +1,9 @@
 """Dense variants: LoRA and int8 / int4 / float8, custom vs built-in.
 
 customlayers.Dense and keras.layers.Dense get the same float weights (from
-``_bench._make_layers``), then the same LoRA (rank 8, random A and B) or
-the same ``quantize(mode)``, and run through the existing adapters
-(``_bench.adapter().build``) and timing (``run_group``). There is no bare
+``bench_adapters.make_layers``), then the same LoRA (rank 8, random A and
+B) or the same ``quantize(mode)``, and run through the backend adapter
+(``bench_adapters.adapter().build``) and timing (``run_group``). There is no bare
 operation here. Keras 3 only; not marked ``gate`` (the CI gate subset is
 plain Dense and ReLU).
 """
@@ -13,14 +13,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import _bench
+import bench_adapters
+import bench_matrix as matrix
 
 from customlayers import _compat
 
 if _compat.KERAS_MAJOR < 3:  # pragma: no cover
     pytest.skip("LoRA and quantization need Keras 3", allow_module_level=True)
 
-SHAPE = _bench.GATE_DENSE_SHAPE
+SHAPE = matrix.GATE_DENSE_SHAPE
 VARIANTS = ("lora", "int8", "int4", "float8")
 
 
@@ -39,16 +40,16 @@ def _prepare(variant, layer, seed=1):
 def _cases():
     cases = []
     for variant in VARIANTS:
-        for pass_ in _bench.PASSES:
-            for mode in _bench.MODES:
-                if not _bench.mode_available(mode):
+        for pass_ in matrix.PASSES:
+            for mode in matrix.MODES:
+                if not matrix.mode_available(mode, False):
                     continue
                 if variant == "float8" and mode == "eager" and \
                         pass_ != "forward":
                     continue  # the built-in's float8 gradient needs graph
                 cases.append(pytest.param(
                     (variant, pass_, mode),
-                    id=f"dense-{variant}-{_bench.shape_id(SHAPE)}-float32-"
+                    id=f"dense-{variant}-{matrix.shape_id(SHAPE)}-float32-"
                        f"{pass_}-{mode}"))
     return cases
 
@@ -56,14 +57,14 @@ def _cases():
 @pytest.mark.parametrize("case", _cases())
 def test_dense_variant(case, run_group):
     variant, pass_, mode = case
-    if _bench.BACKEND != "tensorflow" and variant == "float8":
+    if matrix.BACKEND != "tensorflow" and variant == "float8":
         pytest.skip("float8 Dense variants are benchmarked on TensorFlow "
                     "only here")
-    custom, builtin, x, g, weights = _bench._make_layers("dense", SHAPE,
+    custom, builtin, x, g, weights = bench_adapters.make_layers("dense", SHAPE,
                                                         "float32")
     for layer in (custom, builtin):
         _prepare(variant, layer)
-    ad = _bench.adapter()
+    ad = bench_adapters.adapter()
     steps = {impl: ad.build(impl, "dense", layer, pass_, mode, x, g,
                             weights, "float32")
              for impl, layer in (("custom", custom), ("builtin", builtin))}
@@ -72,6 +73,6 @@ def test_dense_variant(case, run_group):
             "dtype": "float32", "pass": pass_, "mode": mode, "batch": b,
             "flops": 2 * b * i * o * {"forward": 1, "fwdbwd": 3,
                                       "train": 2}[pass_]}
-    group = _bench.group_name(f"dense-{variant}", SHAPE, "float32", pass_,
+    group = matrix.group_name(f"dense-{variant}", SHAPE, "float32", pass_,
                               mode)
     run_group(group, steps, ad.sync, info)

@@ -54,10 +54,6 @@ DENSE = LayerCase(
     smooth_kwargs=_dense_smooth,
     # Same matmul and add as keras.layers.Dense on every backend.
     exact=True,
-    # Keras 3.15's Dense config has LoRA and quantization keys, which
-    # customlayers.Dense does not take yet.
-    config_ignore_keys=frozenset({"quantization_config", "lora_rank",
-                                  "lora_alpha"}),
     error_inputs=tuple(
         _refused("units", u) for u in (0, -1, -64, 2.5, None, "8")
         if u not in _compat.DENSE_UNITS_ONLY_KERAS2_ACCEPTS) + (
