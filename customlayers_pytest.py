@@ -148,6 +148,7 @@ def _summary(rec) -> dict:
             "declared": {k: d.why for k, d in rec.ledger.declared.items()}}
 
 
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook
 def pytest_testnodedown(node, error):
     """pytest-xdist: fold a worker's examples and known-difference counts
     into the controller's, so that the summary covers every worker."""
