@@ -8,8 +8,11 @@ built-ins.
 
 Importing this package imports Keras, and through it only the backend that
 ``KERAS_BACKEND`` names: TensorFlow is not imported under JAX or PyTorch.
+A backend without customlayers kernels (Keras's ``numpy``, ``openvino``)
+raises :class:`customlayers.backend.UnsupportedBackendError` here.
 """
 
+from customlayers import backend  # noqa: F401  (first: refuses a backend)
 from customlayers.dense import Dense
 from customlayers.model import MyModel
 from customlayers.relu import ReLU
