@@ -13,8 +13,11 @@ names: TensorFlow is not imported under JAX or PyTorch. The light entry
 points live outside the package for that reason: the ``customlayers``
 command (:mod:`customlayers_cli`) and the pytest plugin
 (:mod:`customlayers_pytest`) import nothing heavy until they run.
+A backend without customlayers kernels (Keras's ``numpy``, ``openvino``)
+raises :class:`customlayers.backend.UnsupportedBackendError` here.
 """
 
+from customlayers import backend  # noqa: F401  (first: refuses a backend)
 from customlayers.dense import Dense
 from customlayers.model import MyModel
 from customlayers.relu import ReLU

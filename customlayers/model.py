@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from customlayers import _compat
-from customlayers._compat import keras
+from customlayers import _keras
+from customlayers._keras import keras
 from customlayers.dense import Dense
 from customlayers.relu import ReLU
 
 
-@_compat.register_serializable()
+@_keras.register_serializable()
 class MyModel(keras.Model):
     """``Dense(hidden_units) -> ReLU -> Dense(num_classes)``, returning logits.
 

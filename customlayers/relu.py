@@ -6,8 +6,8 @@ import numbers
 
 import numpy as np
 
-from customlayers import _compat
-from customlayers._compat import keras, ops
+from customlayers import _keras, backend
+from customlayers._keras import keras, ops
 
 
 def _check_non_negative(name: str, value, allow_none: bool) -> None:
@@ -33,7 +33,7 @@ def _check_non_negative(name: str, value, allow_none: bool) -> None:
         )
 
 
-@_compat.register_serializable()
+@_keras.register_serializable()
 class ReLU(keras.layers.Layer):
     """Rectified Linear Unit, written from elementwise comparisons and selects
     (plain ``max(x, 0)`` on the backend's fused relu kernels, see below).
@@ -92,9 +92,9 @@ class ReLU(keras.layers.Layer):
         _check_non_negative("max_value", max_value, allow_none=True)
         _check_non_negative("negative_slope", negative_slope, allow_none=False)
         _check_non_negative("threshold", threshold, allow_none=False)
-        self.max_value = _compat.relu_argument(max_value)
-        self.negative_slope = _compat.relu_argument(negative_slope)
-        self.threshold = _compat.relu_argument(threshold)
+        self.max_value = _keras.relu_argument(max_value)
+        self.negative_slope = _keras.relu_argument(negative_slope)
+        self.threshold = _keras.relu_argument(threshold)
         self.supports_masking = True
         self.built = True  # no weights: nothing to build
 
@@ -115,21 +115,21 @@ class ReLU(keras.layers.Layer):
             self.negative_slope, self.max_value, self.threshold)
         if slope != 0.0:
             if max_value is None and threshold == 0:
-                return _compat.leaky_relu_kernel(x, slope)
+                return backend.leaky_relu_kernel(x, slope)
             # The part below the threshold, computed from the unclipped x.
-            negative_part = _compat.relu_kernel(-x + threshold) if threshold \
-                else _compat.relu_kernel(-x)
+            negative_part = backend.relu_kernel(-x + threshold) if threshold \
+                else backend.relu_kernel(-x)
         clip = max_value is not None
         if threshold != 0:
-            x = _compat.threshold_kernel(x, threshold)
+            x = backend.threshold_kernel(x, threshold)
         elif max_value == 6:
             # The built-in takes its relu6 fast path here (gradient 0 at 6).
-            x = _compat.relu6_kernel(x)
+            x = backend.relu6_kernel(x)
             clip = False
         else:
-            x = _compat.relu_kernel(x)
+            x = backend.relu_kernel(x)
         if clip:
-            x = _compat.clip_kernel(x, 0.0, max_value)
+            x = backend.clip_kernel(x, 0.0, max_value)
         if slope != 0.0:
             x = x - slope * negative_part
         return x

@@ -6,7 +6,7 @@ assert that each bug makes them fail.
 """
 
 from customlayers import Dense, ReLU
-from customlayers._compat import keras, ops
+from customlayers._keras import keras, ops
 
 
 class TutorialReLU(ReLU):

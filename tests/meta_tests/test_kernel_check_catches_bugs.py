@@ -2,14 +2,14 @@
 
 The layer-vs-built-in properties cannot see a wrong ``relu_kernel`` when the
 built-in runs the same kernel, so the kernel check is the only guard there.
-Each planted kernel below replaces ``_compat.relu_kernel`` and must make that
+Each planted kernel below replaces ``customlayers.backend.relu_kernel`` and must make that
 check fail (run with ``-rP`` to see the minimal counterexample).
 """
 
 import pytest
 
-from customlayers import _compat
-from customlayers._compat import ops
+from customlayers import backend
+from customlayers._keras import ops
 from tests.property import test_kernels
 
 
@@ -27,7 +27,7 @@ def _nan_swallowing_kernel(x):
 @pytest.mark.parametrize("kernel", [_tutorial_kernel, _nan_swallowing_kernel],
                          ids=lambda k: k.__name__.strip("_"))
 def test_kernel_check_catches_a_wrong_kernel(kernel, monkeypatch):
-    monkeypatch.setattr(_compat, "relu_kernel", kernel)
+    monkeypatch.setattr(backend, "relu_kernel", kernel)
     # Hypothesis raises an ExceptionGroup when it finds several distinct
     # failures; each of them must be the check's own assertion, not a crash.
     with pytest.raises((AssertionError, ExceptionGroup)) as caught:

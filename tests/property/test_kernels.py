@@ -2,7 +2,7 @@
 
 For speed, plain ``max(x, 0)`` runs on the backend's fused relu kernels where
 there are some: TensorFlow ``Relu`` with its ``ReluGrad`` gradient, ATen's
-``relu`` with ``threshold_backward`` (``customlayers/_compat.py``,
+``relu`` with ``threshold_backward`` (``customlayers/backend/``,
 ``relu_kernel``; the numbers are in ``benchmarks/RESULTS.md``). The built-in
 Keras ReLU runs the same kernels, so the layer-vs-built-in properties cannot
 tell whether they compute the rule the layer is written to: this test can. It
@@ -22,39 +22,42 @@ import pytest
 from hypothesis import given, note
 from hypothesis import strategies as st
 
-from customlayers import _compat
+from customlayers import backend
+from customlayers._keras import BACKEND, ops
+from customlayers.testing.convert import (float64_unavailable, input_tensor,
+                                         to_numpy)
 from customlayers.testing import strategies as cst
 from customlayers.testing.backends import MODES, supported_modes, torch_on_cuda
 from customlayers.testing.numerics import compare_arrays
 
 DTYPES = ("float16", "bfloat16", "float32", "float64")
-TF = _compat.BACKEND == "tensorflow"
+TF = BACKEND == "tensorflow"
 
 
 def _run_in_mode(run, x_np, g_np, mode):
     """``run(x, g) -> (y, dx)`` on backend tensors, in ``mode`` (eager;
     graph, ``tf.function``; compiled, XLA or ``jax.jit``), as NumPy."""
-    if _compat.BACKEND == "tensorflow":
+    if BACKEND == "tensorflow":
         import tensorflow as tf
         if mode != "eager":
             run = tf.function(run, jit_compile=mode == "compiled")
         x, g = _tf_tensor(x_np), _tf_tensor(g_np)
-    elif _compat.BACKEND == "jax":
+    elif BACKEND == "jax":
         import jax
         import jax.numpy as jnp
         if mode == "compiled":
             run = jax.jit(run)
         x, g = jnp.asarray(x_np), jnp.asarray(g_np)
     else:
-        x = _compat.ops.convert_to_tensor(x_np)
-        g = _compat.ops.convert_to_tensor(g_np)
+        x = ops.convert_to_tensor(x_np)
+        g = ops.convert_to_tensor(g_np)
     y, dx = run(x, g)
-    return _compat.to_numpy(y), _compat.to_numpy(dx)
+    return to_numpy(y), to_numpy(dx)
 
 
 def _tf_tensor(a):
     import tensorflow as tf
-    t = _compat.input_tensor(a)
+    t = input_tensor(a)
     return t if isinstance(t, tf.Tensor) else tf.constant(t)
 
 
@@ -62,12 +65,12 @@ def _kernel(x, g):
     """``relu_kernel(x)`` and the gradient of ``sum(relu_kernel(x) * g)``
     by the backend's own autodiff (looked up at call time, so a meta-test
     can plant another kernel)."""
-    kernel = _compat.relu_kernel
-    if _compat.BACKEND == "jax":
+    kernel = backend.relu_kernel
+    if BACKEND == "jax":
         import jax
         y, vjp = jax.vjp(kernel, x)
         return y, vjp(g)[0]
-    if _compat.BACKEND == "torch":
+    if BACKEND == "torch":
         import torch
         x = x.detach().requires_grad_(True)
         y = kernel(x)
@@ -83,12 +86,12 @@ def _elementary(x, g):
     """The elementary formula (run in the same mode as the kernel: XLA, for
     one, has its own lowering of max and select, so eager is not the
     reference for compiled mode)."""
-    y = _compat.relu_forward_elementary(x)
-    return y, _compat.relu_backward_elementary(x, y, g)
+    y = backend.relu_forward_elementary(x)
+    return y, backend.relu_backward_elementary(x, y, g)
 
 
 def _dtype_param(dtype):
-    reason = _compat.float64_unavailable(needs_matmul=False) \
+    reason = float64_unavailable(needs_matmul=False) \
         if dtype == "float64" else None
     marks = [pytest.mark.skip(reason=f"float64 kernel check: {reason}")] \
         if reason else []
@@ -115,7 +118,7 @@ def test_relu_kernel_computes_the_elementary_formula(dtype, mode, data):
     # non-finite g too.
     g = cst.draw_array(data, shape, dtype, nonfinite=not TF,
                        label="upstream gradient", must_include=(-1.0, 1.0))
-    note(f"backend {_compat.BACKEND}, mode {mode}, dtype {dtype}, "
+    note(f"backend {BACKEND}, mode {mode}, dtype {dtype}, "
          f"shape {shape}")
     y, dx = _run_in_mode(_kernel, x, g, mode)
     y_ref, dx_ref = _run_in_mode(_elementary, x, g, mode)

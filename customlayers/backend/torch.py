@@ -1,0 +1,100 @@
+"""The ReLU kernels on PyTorch.
+
+Role: what ``keras.layers.ReLU`` runs on PyTorch (ATen, CPU), rebuilt.
+relu(x) = clamp_min(x, 0), which keeps -0.0 and NaN; its gradient is
+threshold_backward(g, relu(x), 0) = ``0 if relu(x) <= 0 else g``, a select on
+the *output*, so NaN passes the upstream gradient through. relu6(x) clamps
+to [0, 6] with the gradient ``g if 0 < x < 6 else 0`` (NaN gets 0, unlike
+relu; measured on torch 2.13 CPU). leaky_relu computes ``x * slope`` and
+``g * slope`` in float32 for float16 and bfloat16 (ATen's opmath), with the
+slope as a float32, not rounded to the tensor's dtype first. clip = clamp,
+gradient ``g if lo <= x <= hi else 0`` (NaN gets 0). Plain ``max(x, 0)``
+runs on ``torch.relu`` itself (``relu_kernel``, for speed).
+"""
+
+from __future__ import annotations
+
+import torch as _torch
+
+from customlayers._keras import ops
+from customlayers.backend.common import (custom_gradient, full, inside_0_6,
+                                         positive, select_backward,
+                                         threshold_kernel, zeros)
+
+__all__ = ["clip_kernel", "leaky_relu_kernel", "relu6_kernel", "relu_kernel",
+           "relu_backward_elementary", "relu_forward_elementary",
+           "threshold_kernel"]
+
+#: ``forward(x)`` whose gradient is ``backward(x, y, upstream)``.
+with_gradient = custom_gradient
+
+
+def _clamp_min0(x):
+    return ops.where(ops.less(x, zeros(x)), zeros(x), x)
+
+
+def _clamp_0_6(x):
+    x = _clamp_min0(x)
+    return ops.where(ops.greater(x, full(x, 6)), full(x, 6), x)
+
+
+#: The ReLU formula from elementary ops: ``x``, or ``0`` where ``x < 0``
+#: (keeps -0.0 and NaN, as ATen's relu = clamp_min(x, 0)).
+relu_forward_elementary = _clamp_min0
+
+
+def relu_backward_elementary(x, y, g):
+    """The ReLU gradient from elementary ops: ``0 if y <= 0 else g``."""
+    return ops.where(ops.less_equal(y, zeros(y)), zeros(g), g)
+
+
+def relu_kernel(x):
+    """The formula above on ATen's own kernels: ``torch.relu`` computes
+    ``clamp_min(x, 0)`` with the C++ gradient ``threshold_backward(g, y,
+    0)``. tests/property/test_kernels.py checks both against the elementary
+    ops, bit for bit on CPU; ATen's CUDA relu maps -0.0 to +0.0 (found on an
+    H200), so there the sign of zero is not compared. Written as a
+    ``torch.autograd.Function`` the layer ran eager fwd+bwd at 0.79-0.89x
+    the built-in on an H200 (Python forward and backward); through keras.ops
+    and ``custom_gradient``, 0.45x on CPU (benchmarks/RESULTS.md)."""
+    if not isinstance(x, _torch.Tensor):
+        x = ops.convert_to_tensor(x)
+    return _torch.relu(x)
+
+
+relu6_kernel = with_gradient(_clamp_0_6, select_backward(inside_0_6))
+
+
+def _times_slope(t, slope):
+    dtype = t.dtype
+    if str(dtype).split(".")[-1] in ("float16", "bfloat16"):
+        wide = ops.multiply(ops.cast(t, "float32"), ops.cast(slope, "float32"))
+        return ops.cast(wide, dtype)
+    return ops.multiply(t, ops.cast(slope, dtype))
+
+
+def leaky_relu_kernel(x, negative_slope):
+    """``x if x > 0 else x * slope``, gradient ``g if x > 0 else g * slope``,
+    products in ATen's opmath (float32 for 16-bit)."""
+    return with_gradient(
+        lambda x: ops.where(positive(x), x, _times_slope(x, negative_slope)),
+        lambda x, y, g: ops.where(positive(x), g,
+                                  _times_slope(g, negative_slope)),
+    )(x)
+
+
+def clip_kernel(x, min_value, max_value):
+    """torch.clamp: NaN propagates, gradient ``g`` on ``[lo, hi]``."""
+    lo = ops.cast(min_value, x.dtype)
+    hi = ops.cast(max_value, x.dtype)
+
+    def forward(x):
+        x = ops.where(ops.less(x, lo), full(x, min_value), x)
+        return ops.where(ops.greater(x, hi), full(x, max_value), x)
+
+    def backward(x, y, g):
+        inside = ops.logical_and(ops.greater_equal(x, lo),
+                                 ops.less_equal(x, hi))
+        return ops.where(inside, g, zeros(g))
+
+    return with_gradient(forward, backward)(x)
