@@ -36,7 +36,7 @@ import importlib
 
 from customlayers._keras import (  # noqa: F401
     BACKEND, DENSE_UNITS_ONLY_KERAS2_ACCEPTS, KERAS_MAJOR, KERAS_VERSION,
-    add_sum_variable, dense_config_extras, dtype_policy, keras, ops,
+    add_sum_variable, dense_config_extras, dense_inputs, dtype_policy, keras, ops,
     register_serializable, relu_argument, shape_as_tuple, variable_name)
 from customlayers.backend import (  # noqa: F401
     clip_kernel, leaky_relu_kernel, relu6_kernel, relu_backward_elementary,

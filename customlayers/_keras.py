@@ -176,6 +176,18 @@ def dense_config_extras(layer) -> dict:
     return extras
 
 
+def dense_inputs(layer, inputs):
+    """What Dense multiplies: Keras 2's Dense casts any input (integers and
+    bool too) to its compute dtype first; Keras 3's leaves non-float inputs
+    to the ops' type promotion (its ``__call__`` casts float inputs)."""
+    if KERAS_MAJOR < 3:  # pragma: no cover
+        import tensorflow as tf
+        dtype = layer._compute_dtype_object
+        if inputs.dtype.base_dtype != dtype.base_dtype:
+            return tf.cast(inputs, dtype)
+    return inputs
+
+
 #: Values of ``units`` that Keras 2's Dense accepts (``int(units)``, then
 #: only ``< 0`` is refused) while Keras 3's refuses them; customlayers.Dense
 #: refuses them everywhere.

@@ -249,6 +249,7 @@ class Dense(_Base, keras.layers.Layer):
         return kernel
 
     def call(self, inputs, training=None):
+        inputs = _compat.dense_inputs(self, inputs)
         return self._bias_and_activation(ops.matmul(inputs, self.kernel))
 
     def _bias_and_activation(self, x):
