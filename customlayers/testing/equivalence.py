@@ -27,7 +27,7 @@ from customlayers._compat import (BACKEND, KERAS_VERSION, apply_constraint,
 from customlayers.testing import artifacts, backends
 from customlayers.testing.expectations import Ledger, Scope, compare_expected
 from customlayers.testing.numerics import Comparison
-from customlayers.testing.tolerances import Tolerance, tolerance_for
+from customlayers.testing.tolerances import tolerance_for
 
 #: Arrays with at most this many elements in all are printed inline in a
 #: failure message; larger ones are saved to an ``.npz`` file it names.

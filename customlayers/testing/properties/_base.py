@@ -1,0 +1,120 @@
+"""What every property shares: example counts per profile, settings, layer
+construction and the inputs (guaranteed values placed on purpose)."""
+
+from __future__ import annotations
+
+
+import numpy as np
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+
+from customlayers import _compat
+from customlayers.testing import strategies as cst
+from customlayers.testing.expectations import Scope
+
+#: Share of the profile's ``max_examples`` each property runs.
+
+WEIGHTS = {
+    "equivalence/eager": 0.4,
+    "equivalence/graph": 0.1,
+    "equivalence/compiled": 0.03,  # an XLA compile per example: ~0.5 s
+    "lazy_build": 0.3,
+    "config": 1.2,
+    "saving": 0.03,
+    "numeric_gradient": 0.5,
+    "error_inputs": 2.5,
+    "nonfinite_upstream/eager": 0.1,
+    "nonfinite_upstream/graph": 0.05,
+    "nonfinite_upstream/compiled": 0.03,
+    "input_dtypes": 0.3,
+    "second_order/eager": 0.1,
+    "second_order/graph": 0.05,
+    "second_order/compiled": 0.03,
+    "forward_mode/eager": 0.1,
+    "forward_mode/graph": 0.05,
+    "forward_mode/compiled": 0.03,
+}
+
+
+def n_examples(key: str) -> int:
+    """Examples for property ``key`` under the active profile."""
+    return max(1, round(settings().max_examples * WEIGHTS[key]))
+
+
+def _settings(key):
+    return settings(settings(), max_examples=n_examples(key),
+                    deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow,
+                                           HealthCheck.data_too_large])
+
+
+def _make(case, kwargs, policy, factory=None):
+    return (factory or case.custom)(**kwargs, dtype=policy)
+
+
+def _scope(policy, mode, kwargs=None, x=None):
+    from customlayers.testing.backends import device
+    return Scope(backend=_compat.BACKEND, policy=policy, mode=mode,
+                 device=device(), kwargs=dict(kwargs or {}), x=x)
+
+
+# -- inputs -----------------------------------------------------------------
+
+def _distinct(values):
+    """Values without repeats, telling -0.0 from +0.0 (a set would not)."""
+    seen, out = set(), []
+    for v in values:
+        key = repr(float(v))
+        if key not in seen:
+            seen.add(key)
+            out.append(float(v))
+    return tuple(out)
+
+
+def guaranteed_values(case, kwargs, dtype) -> tuple:
+    """What every equivalence input holds, placed on purpose: both zeros,
+    each kink and its exact +-1-ULP neighbours in ``dtype``, inside the
+    case's ``input_range``."""
+    kinks = tuple(case.kinks(kwargs))
+    values = [0.0, -0.0]
+    for k in kinks:
+        values += [k, *cst.ulp_neighbours(k, dtype)]
+    if case.input_range is not None:
+        lo, hi = case.input_range
+        values = [v for v in values if lo <= v <= hi]
+    return _distinct(values)
+
+
+def draw_input(data, case, policy, kwargs, *, nonfinite=False,
+               max_specials=8, label="input", shape=None):
+    """One input array for ``case`` under ``policy`` (see
+    :class:`~customlayers.testing.LayerCase` for the knobs)."""
+    dtype = cst.input_dtype(policy)
+    if case.input_data is not None:
+        spec = case.input_data
+        if isinstance(spec, st.SearchStrategy):
+            return np.asarray(data.draw(spec, label=label))
+        return np.asarray(spec)
+    if shape is None:
+        shape = case.draw_input_shape(data, kwargs)
+    if case.input_elements is not None:
+        from hypothesis.extra import numpy as hnp
+        x = data.draw(hnp.arrays(np.float64, shape,
+                                 elements=case.input_elements), label=label)
+        return x.astype(cst.np_dtype(dtype))
+    kinks = tuple(case.kinks(kwargs))
+    return cst.draw_array(
+        data, shape, dtype, kinks=kinks,
+        nonfinite=nonfinite and case.allow_nonfinite, label=label,
+        max_specials=max_specials, value_range=case.input_range,
+        must_include=guaranteed_values(case, kwargs, dtype))
+
+
+def _draw_setup(data, case, policy, *, nonfinite_ok=True):
+    """Constructor args, an input and a weights seed for one example."""
+    kwargs = case.draw_kwargs(data)
+    nonfinite = nonfinite_ok and case.allow_nonfinite and data.draw(
+        st.booleans(), label="include NaN/inf in the input")
+    x = draw_input(data, case, policy, kwargs, nonfinite=nonfinite)
+    seed = data.draw(st.integers(0, 2 ** 32 - 1), label="weights seed")
+    return kwargs, x, seed

@@ -1,0 +1,92 @@
+"""Outputs and gradients against the reference, with finite and with
+non-finite upstream gradients."""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from customlayers.testing import strategies as cst
+from customlayers.testing.equivalence import assert_equivalent
+from customlayers.testing.report import PROCESS
+
+from customlayers.testing.properties._base import (_draw_setup, _make, _settings)
+
+
+# -- 1. outputs, input gradients, weight gradients ------------------------
+
+def check_equivalence(case, policy, mode, kwargs, x, seed, upstream=None,
+                      recorder=PROCESS, artifacts_dir=None):
+    """One example: outputs and gradients equal the reference's."""
+    custom = _make(case, kwargs, policy)
+    reference = _make(case, kwargs, policy, case.reference)
+    exact = case.is_exact(policy, mode)
+    recorder.ledger.declare(case.known_differences)
+    try:
+        report = assert_equivalent(
+            custom, reference, x, mode=mode, upstream=upstream,
+            weights="random", seed=seed, weight_map=case.weight_map,
+            exact=exact,
+            tolerance=lambda check: case.tolerance(policy, check),
+            known_differences=case.known_differences, kwargs=kwargs,
+            ledger=recorder.ledger, artifacts_dir=artifacts_dir)
+    except AssertionError as exc:
+        exc.record = (case.name, policy, mode, exc.report.comparisons) \
+            if hasattr(exc, "report") else None
+        raise
+    recorder.record(case.name, policy, mode, report.comparisons,
+                    "equivalence")
+    return report
+
+
+def equivalence_property(case, policy, mode, recorder=PROCESS,
+                         artifacts_dir=None):
+    """Outputs and gradients (input and every weight) equal the
+    reference's, in ``mode``, under dtype ``policy``."""
+
+    @_settings(f"equivalence/{mode}")
+    @given(data=st.data())
+    def equivalence(data):
+        kwargs, x, seed = _draw_setup(data, case, policy)
+        upstream = None
+        try:
+            reference = _make(case, kwargs, policy, case.reference)
+            out_shape = tuple(reference.compute_output_shape(x.shape))
+        except Exception:  # noqa: BLE001 - then the seed makes it
+            out_shape = None
+        if out_shape and all(isinstance(d, int) for d in out_shape):
+            upstream = cst.draw_array(
+                data, out_shape, cst.compute_dtype(policy),
+                label="upstream gradient", max_specials=2,
+                value_range=case.upstream_range)
+        check_equivalence(case, policy, mode, kwargs, x, seed, upstream,
+                          recorder, artifacts_dir)
+
+    equivalence.__name__ = f"equivalence[{case.name}-{policy}-{mode}]"
+    return equivalence
+
+
+def nonfinite_upstream_property(case, policy, mode, recorder=PROCESS):
+    """With NaN, +inf and -inf in the upstream gradient (placed on purpose,
+    every example), the gradients have the reference's NaN positions and
+    values: a hand-written gradient that selects ``0`` where the backend's
+    multiplies ``g * mask`` (NaN) shows here."""
+
+    @_settings(f"nonfinite_upstream/{mode}")
+    @given(data=st.data())
+    def nonfinite_upstream(data):
+        kwargs, x, seed = _draw_setup(data, case, policy, nonfinite_ok=False)
+        reference = _make(case, kwargs, policy, case.reference)
+        out_shape = tuple(reference.compute_output_shape(x.shape))
+        upstream = cst.draw_array(
+            data, out_shape, cst.compute_dtype(policy),
+            label="upstream gradient", max_specials=2,
+            must_include=(math.nan, math.inf, -math.inf))
+        check_equivalence(case, policy, mode, kwargs, x, seed, upstream,
+                          recorder)
+
+    nonfinite_upstream.__name__ = (f"nonfinite_upstream[{case.name}-"
+                                   f"{policy}-{mode}]")
+    return nonfinite_upstream
