@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 from customlayers import _keras
 from customlayers._keras import keras
 from customlayers.dense import Dense
@@ -19,7 +21,10 @@ class MyModel(keras.Model):
     Args:
         num_classes: Positive integer, the number of output logits.
         hidden_units: Positive integer, the width of the hidden layer.
-        **kwargs: ``keras.Model`` keyword arguments such as ``name``.
+        **kwargs: ``keras.Model`` keyword arguments such as ``name`` and
+            ``dtype``: the dtype policy is passed on to every sublayer, so
+            ``MyModel(dtype="bfloat16")`` computes in bfloat16 throughout,
+            as its built-in twin does.
 
     Example:
 
@@ -30,11 +35,17 @@ class MyModel(keras.Model):
 
     def __init__(self, num_classes=10, hidden_units=64, **kwargs):
         super().__init__(**kwargs)
-        self.num_classes = num_classes
-        self.hidden_units = hidden_units
-        self.dense_1 = Dense(hidden_units, name="dense_1")
-        self.relu = ReLU(name="relu")
-        self.dense_2 = Dense(num_classes, name="dense_2")
+        # NumPy integers (np.int64(8)) are plain ints from here on: in the
+        # config, and for the built-in twin's Dense, which refuses them.
+        self.num_classes = _as_int(num_classes)
+        self.hidden_units = _as_int(hidden_units)
+        # A Keras model does not hand its dtype policy to the layers it
+        # creates: without this, MyModel(dtype="bfloat16") ran float32
+        # sublayers while builtin_twin() ran bfloat16 ones.
+        policy = _keras.dtype_policy(self)
+        self.dense_1 = Dense(self.hidden_units, name="dense_1", dtype=policy)
+        self.relu = ReLU(name="relu", dtype=policy)
+        self.dense_2 = Dense(self.num_classes, name="dense_2", dtype=policy)
 
     def build(self, input_shape):
         """Create every sublayer's weights from ``input_shape``, so that
@@ -73,13 +84,13 @@ class MyModel(keras.Model):
         Args:
             name: Name of the twin; defaults to ``"<this name>_builtin"``.
         """
-        policy = self.dtype_policy
+        policy = _keras.dtype_policy(self)
         twin = keras.Sequential(
             [
-                keras.layers.Dense(self.hidden_units, name="dense_1",
+                keras.layers.Dense(self.dense_1.units, name="dense_1",
                                    dtype=policy),
                 keras.layers.ReLU(name="relu", dtype=policy),
-                keras.layers.Dense(self.num_classes, name="dense_2",
+                keras.layers.Dense(self.dense_2.units, name="dense_2",
                                    dtype=policy),
             ],
             name=name or f"{self.name}_builtin",
@@ -92,3 +103,11 @@ class MyModel(keras.Model):
         twin.build((None, self.dense_1.input_dim))
         twin.set_weights(self.get_weights())
         return twin
+
+
+def _as_int(value):
+    """``value`` as a Python int if it is an integer (NumPy's included);
+    anything else unchanged, for Dense to refuse with its own message."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    return value

@@ -131,7 +131,11 @@ class ReLU(keras.layers.Layer):
         if clip:
             x = backend.clip_kernel(x, 0.0, max_value)
         if slope != 0.0:
-            x = x - slope * negative_part
+            # ``-=`` as the built-in writes it: in place on torch, so an
+            # integer input fails there exactly as the built-in does
+            # (a float result cannot be written into an integer tensor);
+            # a new tensor on TensorFlow and JAX.
+            x -= slope * negative_part
         return x
 
     def compute_output_shape(self, input_shape):

@@ -23,8 +23,10 @@ SUPPORTED_BACKENDS = ("tensorflow", "jax", "torch")
 
 
 def custom_gradient(forward, backward):
-    """``forward(x)`` whose gradient is ``backward(x, y, upstream)``, through
-    ``ops.custom_gradient`` (the backend modules add their fast paths)."""
+    """``forward(x)`` whose gradient is ``backward(x, upstream)``, through
+    ``ops.custom_gradient`` (the backend modules add their fast paths).
+    ``backward`` is linear in ``upstream``, like every activation gradient
+    here."""
 
     @ops.custom_gradient
     def kernel(x):
@@ -33,7 +35,7 @@ def custom_gradient(forward, backward):
         def grad(*args, upstream=None):
             if upstream is None:
                 (upstream,) = args
-            return backward(x, y, upstream)
+            return backward(x, upstream)
 
         return y, grad
 
@@ -66,7 +68,7 @@ def zeros(x):
 
 
 def select_backward(passes):
-    """The gradient ``where(passes(x), g, 0)``, as a ``backward(x, y, g)``.
+    """The gradient ``where(passes(x), g, 0)``, as a ``backward(x, g)``.
 
     The backends' own ReLU gradients *select* the upstream gradient. The
     tutorial's ``maximum(x, 0)`` has the right values but the wrong gradient
@@ -75,7 +77,7 @@ def select_backward(passes):
     TensorFlow's CPU kernels flush to zero for subnormal values (the property
     suite found both). So the gradient is written by hand, as one select.
     """
-    return lambda x, y, g: ops.where(passes(x), g, zeros(g))
+    return lambda x, g: ops.where(passes(x), g, zeros(g))
 
 
 def positive(x):
@@ -125,4 +127,15 @@ def threshold_kernel(x, threshold):
     passes = ops.greater(x, t)
     if KERAS_MAJOR < 3:  # pragma: no cover
         return ops.multiply(x, ops.cast(passes, x.dtype))
+    if not is_float(x):
+        # Integer and bool inputs: the built-in's own expression, whose
+        # Python 0 sets the output dtype (bool gives int32 on JAX/torch).
+        return ops.where(passes, x, 0)
     return ops.where(passes, x, zeros(x))
+
+
+def is_float(x) -> bool:
+    """Whether ``x`` has a floating dtype (integer and bool inputs are not
+    autocast by Keras and follow the built-in's own dtype rules)."""
+    from customlayers._keras import keras
+    return "float" in keras.backend.standardize_dtype(x.dtype)

@@ -15,10 +15,12 @@ formula itself, jitted.
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 
 from customlayers._keras import ops
-from customlayers.backend.common import (custom_gradient, inside_0_6, max0,
-                                         min6, relu_backward_elementary,
+from customlayers.backend.common import (custom_gradient, inside_0_6,
+                                         max0, min6,
+                                         relu_backward_elementary,
                                          relu_forward_elementary,
                                          select_backward, threshold_kernel,
                                          zeros)
@@ -29,27 +31,57 @@ __all__ = ["clip_kernel", "leaky_relu_kernel", "relu6_kernel", "relu_kernel",
 
 
 def with_gradient(forward, backward):
-    """``forward(x)`` whose gradient is ``backward(x, y, upstream)``, jitted.
+    """``forward(x)`` whose gradient is ``backward(x, upstream)``, jitted.
 
     ``jax.custom_gradient`` traces its function to a jaxpr on every eager
     call (about 0.5 ms: eager ReLU ran at 0.47x the built-in). jax.nn.relu is
     ``custom_jvp(jit(...))`` for the same reason: jit caches the trace per
     shape and dtype (so, like jax.nn.relu, each new input shape compiles once
     in eager use). Under an outer jit the inner one is inlined; the property
-    suite checks the values and gradients are unchanged."""
+    suite checks the values and gradients are unchanged. JAX differentiates
+    ``backward`` itself, so second derivatives come out as the built-in's
+    (zeros: ``x`` reaches the gradient only through comparisons;
+    tests/property/test_relu_details.py)."""
     return jax.jit(custom_gradient(forward, backward))
+
+
+def _promoted(x, python_scalar):
+    """``x`` in the dtype jax.nn's formula gives it: ``jnp.maximum(x, 0)``
+    and ``negative_slope * x`` promote with a weakly typed Python scalar
+    (bool with 0 gives int32; any integer with 6.0 or a slope gives the
+    default float). Floats are returned as they are."""
+    if jnp.issubdtype(x.dtype, jnp.floating):
+        return x
+    x = jnp.asarray(x)
+    return x.astype(jnp.result_type(x, python_scalar))
 
 
 #: The elementary formula with its hand-written gradient, jitted (see
 #: ``with_gradient``).
-relu_kernel = with_gradient(relu_forward_elementary, relu_backward_elementary)
+_relu = with_gradient(
+    relu_forward_elementary,
+    lambda x, g: relu_backward_elementary(x, None, g))
 
-relu6_kernel = with_gradient(lambda x: min6(max0(x)),
-                             select_backward(inside_0_6))
+
+def relu_kernel(x):
+    """``maximum(x, 0)``, gradient ``g if x > 0 else 0``."""
+    return _relu(_promoted(x, 0))
+
+
+_relu6 = with_gradient(lambda x: min6(max0(x)), select_backward(inside_0_6))
+
+
+def relu6_kernel(x):
+    """``minimum(maximum(x, 0), 6)``, gradient ``g`` inside (0, 6);
+    integer and bool inputs in the default float, as jax.nn.relu6's
+    ``6.`` makes them."""
+    return _relu6(_promoted(x, 6.0))
 
 
 def leaky_relu_kernel(x, negative_slope):
-    """``where(x >= 0, x, slope * x)``, differentiated by JAX."""
+    """``where(x >= 0, x, slope * x)``, differentiated by JAX; integer and
+    bool inputs in the default float, as ``slope * x`` makes them."""
+    x = _promoted(x, float(negative_slope))
     slope = ops.cast(negative_slope, x.dtype)
     return ops.where(ops.greater_equal(x, zeros(x)), x,
                      ops.multiply(slope, x))

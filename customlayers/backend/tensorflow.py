@@ -20,11 +20,11 @@ import tensorflow as tf
 from tensorflow.python.ops import gen_nn_ops as _gen_nn_ops
 
 from customlayers._keras import ops
-from customlayers.backend.common import (custom_gradient, inside_0_6, max0,
-                                         min6, positive,
+from customlayers.backend.common import (custom_gradient, full, inside_0_6,
+                                         max0, min6, positive,
                                          relu_backward_elementary,
                                          relu_forward_elementary,
-                                         select_backward, threshold_kernel)
+                                         threshold_kernel, zeros)
 
 __all__ = ["clip_kernel", "leaky_relu_kernel", "relu6_kernel", "relu_kernel",
            "relu_backward_elementary", "relu_forward_elementary",
@@ -42,6 +42,53 @@ def _eager_record():
     return record if all(hasattr(record, n) for n in needed) else None
 
 
+def _in_xla_context() -> bool:
+    """Whether ops are being traced for XLA (``tf.function(jit_compile=
+    True)``, Keras's ``jit_compile``): TensorFlow's activation gradients
+    lower differently there (Relu6Grad selects; its CPU/GPU kernel
+    multiplies)."""
+    if tf.executing_eagerly():
+        return False
+    from tensorflow.python.ops import control_flow_util
+    return control_flow_util.GraphOrParentsInXlaContext(
+        tf.compat.v1.get_default_graph())
+
+
+_RECORD = _eager_record()
+
+
+def _differentiable(backward):
+    """``backward(x, g)`` -- linear in ``g`` -- as an op that is itself
+    differentiable the way TensorFlow's registered gradient ops are
+    (``_Relu6GradGrad``, ``_LeakyReluGradGrad`` in nn_grad.py): its gradient
+    is ``backward(x, gg)`` for ``g`` and ``zeros_like(x)`` for ``x``. So
+    second derivatives (``tf.hessians``, a gradient penalty) are zeros, as
+    the built-in's, not ``None``: ``backward`` reaches ``x`` only through a
+    comparison, which has no gradient. Recorded directly on the eager tape
+    (skipped when nothing records, as in a plain first-order gradient);
+    ``tf.custom_gradient`` in graph mode and XLA."""
+
+    @tf.custom_gradient
+    def graph_op(x, g):
+        def grad(gg):
+            return tf.zeros_like(x), op(x, gg)
+        return backward(x, g), grad
+
+    def op(x, g):
+        if not tf.executing_eagerly() or _RECORD is None:
+            return graph_op(x, g)
+        if not _RECORD.could_possibly_record():
+            return backward(x, g)
+        with _RECORD.stop_recording():
+            out = backward(x, g)
+        _RECORD.record_operation(
+            "customlayers_activation_grad", [out], [x, g],
+            lambda gg: [tf.zeros_like(x), op(x, gg)])
+        return out
+
+    return op
+
+
 def _eager_fast_path(kernel, forward, backward):
     """The same kernel, cheaper in TensorFlow's eager mode.
 
@@ -54,7 +101,7 @@ def _eager_fast_path(kernel, forward, backward):
     XLA the ``custom_gradient`` kernel is used unchanged. Values and
     gradients are the same functions either way; the property suite
     compares them bit for bit in every mode."""
-    record = _eager_record()
+    record = _RECORD
     if record is None:  # pragma: no cover - an unknown TensorFlow
         return kernel
 
@@ -68,7 +115,7 @@ def _eager_fast_path(kernel, forward, backward):
             y = forward(x)
 
         def grad(upstream):
-            return [backward(x, y, upstream)]
+            return [backward(x, upstream)]
 
         record.record_operation("customlayers_activation", [y], [x], grad)
         return y
@@ -77,9 +124,12 @@ def _eager_fast_path(kernel, forward, backward):
 
 
 def with_gradient(forward, backward):
-    """``forward(x)`` whose gradient is ``backward(x, y, upstream)``."""
-    return _eager_fast_path(custom_gradient(forward, backward), forward,
-                            backward)
+    """``forward(x)`` whose gradient is ``backward(x, upstream)`` (linear in
+    the upstream gradient), differentiable again (see ``_differentiable``).
+    """
+    backward = _differentiable(backward)
+    kernel = custom_gradient(forward, backward)
+    return _eager_fast_path(kernel, forward, backward)
 
 
 def relu_kernel(x):
@@ -98,29 +148,74 @@ def relu_kernel(x):
 
 
 def _relu6_values(x):
-    # XLA up to TF 2.20 lowers Relu6 to a clamp that gives +0.0 for -0.0 and
-    # a number for NaN; so does its float32 max/min, but its bfloat16
-    # max/min keep -0.0 and NaN. Computing bfloat16 in float32 (exact: max
-    # and min only pick a value) matches the built-in in eager, graph and
-    # XLA on every TF version of the matrix.
-    if x.dtype == "bfloat16":
-        wide = ops.cast(x, "float32")
-        return ops.cast(min6(max0(wide)), x.dtype)
+    """``min(max(x, 0), 6)`` with the built-in's values bit for bit, the sign
+    of zero and NaN included, at every length.
+
+    Outside XLA, ``Maximum``/``Minimum`` in ``x``'s own dtype: TensorFlow's
+    Relu6 kernel is Eigen's ``cwiseMax(0).cwiseMin(6)``. (Going through
+    float32 for bfloat16, as this kernel once did, lost ``-0.0`` from 8
+    elements on: float32's vectorised max returns +0.0 for ``max(-0.0,
+    0)``.) Under XLA, TensorFlow lowers Relu6 to ``Clamp(0, x, 6)``, and
+    ``ClipByValue`` lowers to the same HLO; ``maximum`` then ``minimum``
+    there gave ``-0.0`` for a lone ``-0.0`` where the clamp gives +0.0
+    (tests/property/test_relu_details.py checks lengths 1..64 in every
+    float dtype and mode)."""
+    six = full(x, 6)
+    if _in_xla_context():
+        return tf.raw_ops.ClipByValue(t=x, clip_value_min=zeros(x),
+                                      clip_value_max=six)
     return min6(max0(x))
 
 
-#: ``min(max(x, 0), 6)`` with TensorFlow's Relu6 gradient: ``g`` only
-#: strictly inside (0, 6), so 0 at both kinks.
-relu6_kernel = with_gradient(_relu6_values, select_backward(inside_0_6))
+def _relu6_backward(x, g):
+    """TensorFlow's Relu6Grad: ``g * (0 < x < 6)`` in its CPU/GPU kernels,
+    so a masked-out NaN or inf upstream gradient gives NaN and a masked-out
+    ``g < 0`` gives -0.0; XLA lowers it to a select (``g if 0 < x < 6 else
+    0``). The same two forms here, in the same modes."""
+    inside = inside_0_6(x)
+    if _in_xla_context():
+        return ops.where(inside, g, zeros(g))
+    return ops.multiply(g, ops.cast(inside, g.dtype))
+
+
+def _integer_relu6(x):
+    # Integers have no gradient: TensorFlow's own Relu6 gives the built-in's
+    # dtype (uint64 included, which keras.ops would change) and its error
+    # for bool.
+    return _gen_nn_ops.relu6(x)
+
+
+_float_relu6 = with_gradient(_relu6_values, _relu6_backward)
+
+
+def relu6_kernel(x):
+    """``min(max(x, 0), 6)`` with TensorFlow's Relu6 gradient: ``g`` only
+    strictly inside (0, 6), so 0 at both kinks; differentiable again (zero
+    second derivative). Non-float inputs run TensorFlow's Relu6, as the
+    built-in does."""
+    x = tf.convert_to_tensor(x)
+    if not x.dtype.is_floating:
+        return _integer_relu6(x)
+    return _float_relu6(x)
 
 
 def leaky_relu_kernel(x, negative_slope):
     """``x if x > 0 else negative_slope * x`` as TensorFlow's LeakyRelu, with
-    its gradient ``g if x > 0 else g * negative_slope``."""
+    its gradient ``g if x > 0 else g * negative_slope`` (differentiable
+    again, zero second derivative); integers are computed in float32, as
+    ``tf.nn.leaky_relu`` does."""
+    x = tf.convert_to_tensor(x)
+    if x.dtype.is_integer:
+        # tf.nn.leaky_relu computes integer inputs in float32.
+        x = tf.cast(x, tf.float32)
+    elif not x.dtype.is_floating:
+        # bool (and the rest): TensorFlow's own LeakyRelu refuses them, with
+        # its own error in each mode; nothing is computed.
+        return _gen_nn_ops.leaky_relu(x, alpha=float(negative_slope))
     slope = ops.cast(negative_slope, x.dtype)
     return with_gradient(
         lambda x: ops.where(positive(x), x, ops.multiply(x, slope)),
-        lambda x, y, g: ops.where(positive(x), g, ops.multiply(g, slope)),
+        lambda x, g: ops.where(positive(x), g, ops.multiply(g, slope)),
     )(x)
 
 

@@ -17,16 +17,59 @@ from __future__ import annotations
 import torch as _torch
 
 from customlayers._keras import ops
-from customlayers.backend.common import (custom_gradient, full, inside_0_6,
-                                         positive, select_backward,
-                                         threshold_kernel, zeros)
+from customlayers.backend.common import (full, inside_0_6, positive,
+                                         select_backward, threshold_kernel,
+                                         zeros)
 
 __all__ = ["clip_kernel", "leaky_relu_kernel", "relu6_kernel", "relu_kernel",
            "relu_backward_elementary", "relu_forward_elementary",
            "threshold_kernel"]
 
-#: ``forward(x)`` whose gradient is ``backward(x, y, upstream)``.
-with_gradient = custom_gradient
+class _Backward(_torch.autograd.Function):
+    """``backward(x, g)`` (linear in ``g``) as a differentiable op, the way
+    ATen's own activation gradients are (derivatives.yaml:
+    ``hardtanh_backward``, ``leaky_relu_backward``): its gradient is
+    ``backward(x, gg)`` for ``g`` and ``zeros_like(x)`` for ``x``. So a
+    second derivative is zeros, as the built-in's, where a plain
+    ``where(mask(x), g, 0)`` has no path to ``x`` at all."""
+
+    @staticmethod
+    def forward(ctx, backward, x, g):
+        ctx.backward = backward
+        ctx.save_for_backward(x)
+        return backward(x, g)
+
+    @staticmethod
+    def backward(ctx, gg):
+        (x,) = ctx.saved_tensors
+        return None, _torch.zeros_like(x), _Backward.apply(ctx.backward, x, gg)
+
+
+class _Kernel(_torch.autograd.Function):
+    """``forward(x)`` with the gradient ``_Backward(backward)(x, g)``."""
+
+    @staticmethod
+    def forward(ctx, forward, backward, x):
+        ctx.backward = backward
+        ctx.save_for_backward(x)
+        return forward(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return None, None, _Backward.apply(ctx.backward, x, g)
+
+
+def with_gradient(forward, backward):
+    """``forward(x)`` whose gradient is ``backward(x, upstream)`` (linear in
+    the upstream gradient), differentiable again (``_Backward``)."""
+
+    def kernel(x):
+        if not isinstance(x, _torch.Tensor):
+            x = ops.convert_to_tensor(x)
+        return _Kernel.apply(forward, backward, x)
+
+    return kernel
 
 
 def _clamp_min0(x):
@@ -62,7 +105,20 @@ def relu_kernel(x):
     return _torch.relu(x)
 
 
-relu6_kernel = with_gradient(_clamp_0_6, select_backward(inside_0_6))
+_relu6 = with_gradient(_clamp_0_6, select_backward(inside_0_6))
+
+
+def relu6_kernel(x):
+    """``clamp(x, 0, 6)``, gradient ``g if 0 < x < 6 else 0``. A bool input
+    is refused with ATen's exception type (its hardtanh has no bool
+    kernel); integers keep their dtype, as in ATen."""
+    if not isinstance(x, _torch.Tensor):
+        x = ops.convert_to_tensor(x)
+    if x.dtype == _torch.bool:
+        raise RuntimeError(
+            "relu6 (hardtanh) is not implemented for bool inputs, as in "
+            "torch.nn.functional.relu6")
+    return _relu6(x)
 
 
 def _times_slope(t, slope):
@@ -75,11 +131,19 @@ def _times_slope(t, slope):
 
 def leaky_relu_kernel(x, negative_slope):
     """``x if x > 0 else x * slope``, gradient ``g if x > 0 else g * slope``,
-    products in ATen's opmath (float32 for 16-bit)."""
+    products in ATen's opmath (float32 for 16-bit). Integer and bool inputs
+    are refused with ATen's exception type: its leaky_relu has only
+    floating kernels."""
+    if not isinstance(x, _torch.Tensor):
+        x = ops.convert_to_tensor(x)
+    if not x.dtype.is_floating_point:
+        raise NotImplementedError(
+            f"leaky_relu is not implemented for {x.dtype} inputs, as in "
+            "torch.nn.functional.leaky_relu")
     return with_gradient(
         lambda x: ops.where(positive(x), x, _times_slope(x, negative_slope)),
-        lambda x, y, g: ops.where(positive(x), g,
-                                  _times_slope(g, negative_slope)),
+        lambda x, g: ops.where(positive(x), g,
+                               _times_slope(g, negative_slope)),
     )(x)
 
 
@@ -92,7 +156,7 @@ def clip_kernel(x, min_value, max_value):
         x = ops.where(ops.less(x, lo), full(x, min_value), x)
         return ops.where(ops.greater(x, hi), full(x, max_value), x)
 
-    def backward(x, y, g):
+    def backward(x, g):
         inside = ops.logical_and(ops.greater_equal(x, lo),
                                  ops.less_equal(x, hi))
         return ops.where(inside, g, zeros(g))

@@ -138,6 +138,91 @@ class UncheckedLastDimDense(Dense):
         return self.activation(x)
 
 
+def _relu6_values(x):
+    return ops.minimum(ops.maximum(x, ops.zeros_like(x)),
+                       ops.cast(6.0, x.dtype))
+
+
+def _inside_0_6(x):
+    return ops.logical_and(ops.greater(x, ops.zeros_like(x)),
+                           ops.less(x, ops.cast(6.0, x.dtype)))
+
+
+def _relu6_with(backward):
+    """``min(max(x, 0), 6)`` whose gradient is ``backward(x, g)``."""
+
+    @ops.custom_gradient
+    def kernel(x):
+        def grad(*args, upstream=None):
+            return backward(x, upstream if upstream is not None else args[0])
+        return _relu6_values(x), grad
+
+    return kernel
+
+
+class NonDifferentiableGradientReLU(ReLU):
+    """The relu6 path's hand-written gradient selects a *stopped* upstream
+    gradient, so the gradient is not differentiable again: second
+    derivatives are ``None`` (TensorFlow, torch) or zeros (JAX) where the
+    built-in's are zeros and ``v * mask`` (issue 12, finding 1: what
+    TensorFlow's kernels did before)."""
+
+    def call(self, inputs):
+        if self.max_value == 6 and not self.threshold and \
+                not self.negative_slope:
+            x = ops.convert_to_tensor(inputs)
+            return _relu6_with(lambda x, g: ops.where(
+                _inside_0_6(x), ops.stop_gradient(g),
+                ops.zeros_like(g)))(x)
+        return super().call(inputs)
+
+
+class IntegerLeakyReLU(ReLU):
+    """The pure leaky path keeps an integer input's dtype, so
+    ``negative_slope * x`` is rounded to an integer (finding 2: int32
+    ``[-3, -1, 0, 2]`` gave ``[0, 0, 0, 2]``; the built-in gives float32
+    ``[-1.5, -0.5, 0, 2]``)."""
+
+    def call(self, inputs):
+        if self.negative_slope and self.max_value is None and \
+                not self.threshold:
+            x = ops.convert_to_tensor(inputs)
+            slope = ops.cast(self.negative_slope, x.dtype)
+            return ops.where(ops.greater(x, ops.zeros_like(x)), x,
+                             ops.multiply(x, slope))
+        return super().call(inputs)
+
+
+class SelectRelu6GradReLU(ReLU):
+    """The relu6 path's gradient is one select, ``g if 0 < x < 6 else 0``,
+    so a NaN or inf upstream gradient outside (0, 6) becomes 0 where
+    TensorFlow's Relu6Grad (``g * mask``) gives NaN (finding 3)."""
+
+    def call(self, inputs):
+        if self.max_value == 6 and not self.threshold and \
+                not self.negative_slope:
+            x = ops.convert_to_tensor(inputs)
+            return _relu6_with(lambda x, g: ops.where(
+                _inside_0_6(x), g, ops.zeros_like(g)))(x)
+        return super().call(inputs)
+
+
+class UnsignedZeroRelu6ReLU(ReLU):
+    """The relu6 path maps ``-0.0`` to ``+0.0`` (``where(x > 0, min(x, 6),
+    0)``), as the bfloat16 kernel did from 8 elements on (finding 4)."""
+
+    def call(self, inputs):
+        if self.max_value == 6 and not self.threshold:
+            x = ops.convert_to_tensor(inputs)
+            y = ops.where(ops.greater(x, ops.zeros_like(x)),
+                          ops.minimum(x, ops.cast(6.0, x.dtype)),
+                          ops.zeros_like(x))
+            if self.negative_slope:
+                y = y - self.negative_slope * ops.relu(-x)
+            return y
+        return super().call(inputs)
+
+
 del keras
 
 

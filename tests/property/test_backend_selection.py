@@ -48,7 +48,8 @@ def _assert_refused_by_name(done, backend):
     assert "KERAS_IMPORTED" in done.stdout, done.stderr[-3000:]
     assert done.returncode != 0
     last = done.stderr.strip().splitlines()[-1]
-    assert last.startswith("customlayers.backend.UnsupportedBackendError"), last
+    assert last.startswith(
+        "customlayers.backend.UnsupportedBackendError"), last
     assert repr(backend) in last, last
     for name in SUPPORTED_BACKENDS:
         assert name in last, last
