@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from customlayers._keras import ops
-from customlayers.backend.common import (custom_gradient, inside_0_6,
+from customlayers.backend.common import (inside_0_6,
                                          max0, min6,
                                          relu_backward_elementary,
                                          relu_forward_elementary,
@@ -41,8 +41,23 @@ def with_gradient(forward, backward):
     suite checks the values and gradients are unchanged. JAX differentiates
     ``backward`` itself, so second derivatives come out as the built-in's
     (zeros: ``x`` reaches the gradient only through comparisons;
-    tests/property/test_relu_details.py)."""
-    return jax.jit(custom_gradient(forward, backward))
+    tests/property/test_relu_details.py).
+
+    The rule is given as a JVP (``jax.custom_jvp``, as jax.nn.relu is), not
+    a VJP: every kernel here is elementwise, so its Jacobian is diagonal and
+    the JVP of a tangent ``t`` is ``backward(x, t)``; JAX transposes that
+    (linear in ``t``) into the same VJP, and forward mode (``jax.jvp``),
+    which a ``custom_vjp`` refuses, works as for the built-in."""
+    @jax.custom_jvp
+    def kernel(x):
+        return forward(x)
+
+    @kernel.defjvp
+    def _jvp(primals, tangents):
+        (x,), (t,) = primals, tangents
+        return forward(x), backward(x, t)
+
+    return jax.jit(kernel)
 
 
 def _promoted(x, python_scalar):

@@ -185,7 +185,25 @@ def _integer_relu6(x):
     return _gen_nn_ops.relu6(x)
 
 
-_float_relu6 = with_gradient(_relu6_values, _relu6_backward)
+def _relu6_forward(x):
+    """``_relu6_values`` whose forward-mode derivative is the built-in's.
+
+    Under ``tf.function``, ``tf.autodiff.ForwardAccumulator`` differentiates
+    the forward ops inside ``tf.custom_gradient``, not its gradient: through
+    ``maximum(x, 0)`` the JVP at ``x == 0`` was the tangent itself (Maximum
+    passes a tie to ``x``) where the built-in's Relu6 gives 0 (found by the
+    forward-mode property). ``where(0 < x < 6, x, <the values, stopped>)``
+    has the same values bit for bit (inside, ``x`` is the value; outside,
+    the values themselves, -0.0 and NaN included) and the JVP ``t`` inside,
+    0 outside, as Relu6's gradient. Eager mode records the hand-written
+    gradient itself, which forward mode uses there."""
+    values = _relu6_values(x)
+    if tf.executing_eagerly():
+        return values
+    return tf.where(inside_0_6(x), x, tf.stop_gradient(values))
+
+
+_float_relu6 = with_gradient(_relu6_forward, _relu6_backward)
 
 
 def relu6_kernel(x):

@@ -123,6 +123,23 @@ _RELU_SUBNORMALS = KnownDifference(
         "is compared bit for bit, and 'compiled' compares subnormals too.",
 )
 
+_RELU_XLA_SECOND_ORDER_SIGN = KnownDifference(
+    what="signed_zeros",
+    checks=("hvp[input]",),
+    backends=("tensorflow",),
+    modes=("compiled",),
+    when=lambda kwargs, x: bool(kwargs.get("negative_slope")),
+    why="With a negative_slope the built-in and customlayers.ReLU both "
+        "compute x - slope * relu(threshold - x), whose second derivative "
+        "is identically zero. Under XLA the built-in's zero (the constant "
+        "of TensorFlow's registered ReluGradGrad) is folded away before "
+        "the negation of -x and comes out +0.0; ours is a zeros_like from "
+        "the hand-written gradient's own gradient, negated to -0.0. Only "
+        "the sign of that zero is relaxed, only for the input's "
+        "Hessian-vector product under XLA; its values (all zeros) and "
+        "every other mode are compared bit for bit.",
+)
+
 RELU = LayerCase(
     name="ReLU",
     custom=customlayers.ReLU,
@@ -144,7 +161,8 @@ RELU = LayerCase(
                  "accepts it"),
     ),
     known_differences=(_RELU_SIGN_OF_ZERO, _RELU_SUBNORMALS,
-                       _RELU_CUDA_SIGN_OF_ZERO),
+                       _RELU_CUDA_SIGN_OF_ZERO,
+                       _RELU_XLA_SECOND_ORDER_SIGN),
     example_kwargs={},
 )
 
