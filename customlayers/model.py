@@ -84,9 +84,19 @@ class MyModel(keras.Model):
         Args:
             name: Name of the twin; defaults to ``"<this name>_builtin"``.
         """
+        if not self.dense_1.built:
+            raise ValueError(
+                f"{self.name} has no weights yet, so its twin would not "
+                "compute the same function; build it first, e.g. "
+                "model.build((None, 784)) or call it on a batch.")
         policy = _keras.dtype_policy(self)
         twin = keras.Sequential(
             [
+                # The input in the dtype this model takes it in: Keras 2's
+                # Sequential.build otherwise makes a float32 Input, which
+                # rounded a float64 input (found on TF 2.12).
+                keras.Input((self.dense_1.input_dim,),
+                            dtype=policy.variable_dtype),
                 keras.layers.Dense(self.dense_1.units, name="dense_1",
                                    dtype=policy),
                 keras.layers.ReLU(name="relu", dtype=policy),
@@ -95,12 +105,6 @@ class MyModel(keras.Model):
             ],
             name=name or f"{self.name}_builtin",
         )
-        if not self.dense_1.built:
-            raise ValueError(
-                f"{self.name} has no weights yet, so its twin would not "
-                "compute the same function; build it first, e.g. "
-                "model.build((None, 784)) or call it on a batch.")
-        twin.build((None, self.dense_1.input_dim))
         twin.set_weights(self.get_weights())
         return twin
 

@@ -34,40 +34,49 @@ class _Backward(_torch.autograd.Function):
     ``where(mask(x), g, 0)`` has no path to ``x`` at all."""
 
     @staticmethod
-    def forward(ctx, backward, x, g):
+    def forward(ctx, backward, zeros_for_x, x, g):
         ctx.backward = backward
+        ctx.zeros_for_x = zeros_for_x
         ctx.save_for_backward(x)
         return backward(x, g)
 
     @staticmethod
     def backward(ctx, gg):
         (x,) = ctx.saved_tensors
-        return None, _torch.zeros_like(x), _Backward.apply(ctx.backward, x, gg)
+        dx = _torch.zeros_like(x) if ctx.zeros_for_x else None
+        return (None, None, dx,
+                _Backward.apply(ctx.backward, ctx.zeros_for_x, x, gg))
 
 
 class _Kernel(_torch.autograd.Function):
     """``forward(x)`` with the gradient ``_Backward(backward)(x, g)``."""
 
     @staticmethod
-    def forward(ctx, forward, backward, x):
+    def forward(ctx, forward, backward, zeros_for_x, x):
         ctx.backward = backward
+        ctx.zeros_for_x = zeros_for_x
         ctx.save_for_backward(x)
         return forward(x)
 
     @staticmethod
     def backward(ctx, g):
         (x,) = ctx.saved_tensors
-        return None, None, _Backward.apply(ctx.backward, x, g)
+        return (None, None, None,
+                _Backward.apply(ctx.backward, ctx.zeros_for_x, x, g))
 
 
-def with_gradient(forward, backward):
+def with_gradient(forward, backward, zeros_for_x=True):
     """``forward(x)`` whose gradient is ``backward(x, upstream)`` (linear in
-    the upstream gradient), differentiable again (``_Backward``)."""
+    the upstream gradient), differentiable again (``_Backward``): with
+    respect to ``x`` it gives zeros (ATen's explicit double backward of
+    hardtanh and leaky_relu), or, with ``zeros_for_x=False``, no gradient
+    at all (``None``), as ATen's clamp, whose gradient is a plain
+    ``where(mask(x), g, 0)``."""
 
     def kernel(x):
         if not isinstance(x, _torch.Tensor):
             x = ops.convert_to_tensor(x)
-        return _Kernel.apply(forward, backward, x)
+        return _Kernel.apply(forward, backward, zeros_for_x, x)
 
     return kernel
 
@@ -148,7 +157,8 @@ def leaky_relu_kernel(x, negative_slope):
 
 
 def clip_kernel(x, min_value, max_value):
-    """torch.clamp: NaN propagates, gradient ``g`` on ``[lo, hi]``."""
+    """torch.clamp: NaN propagates, gradient ``g`` on ``[lo, hi]``, whose
+    second derivative in ``x`` is ``None``, as clamp's."""
     lo = ops.cast(min_value, x.dtype)
     hi = ops.cast(max_value, x.dtype)
 
@@ -161,4 +171,4 @@ def clip_kernel(x, min_value, max_value):
                                  ops.less_equal(x, hi))
         return ops.where(inside, g, zeros(g))
 
-    return with_gradient(forward, backward)(x)
+    return with_gradient(forward, backward, zeros_for_x=False)(x)

@@ -13,7 +13,13 @@ import sys
 
 import pytest
 
+from customlayers._keras import KERAS_MAJOR
 from customlayers.backend import SUPPORTED_BACKENDS
+
+keras3_only = pytest.mark.skipif(
+    KERAS_MAJOR < 3, reason="Keras 2 has only the TensorFlow backend (no "
+    "KERAS_BACKEND choice, no numpy backend); customlayers sets BACKEND to "
+    "'tensorflow' there without asking Keras")
 
 
 def _import_customlayers_under(backend, pretend=None):
@@ -55,6 +61,7 @@ def _assert_refused_by_name(done, backend):
         assert name in last, last
 
 
+@keras3_only
 def test_numpy_backend_is_refused_at_import_with_its_name():
     """Keras's real numpy backend. It needs SciPy (keras/src/backend/numpy/
     linalg.py imports scipy.linalg), which a TensorFlow-only environment
@@ -68,6 +75,7 @@ def test_numpy_backend_is_refused_at_import_with_its_name():
     _assert_refused_by_name(_import_customlayers_under("numpy"), "numpy")
 
 
+@keras3_only
 @pytest.mark.parametrize("name", ["numpy", "openvino"])
 def test_unsupported_backend_name_is_refused_at_import(name):
     """The same refusal in any environment: Keras runs its default backend
