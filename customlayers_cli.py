@@ -168,8 +168,6 @@ def run_train(args: argparse.Namespace) -> int:
     """Run ``customlayers train`` with parsed ``args``; returns the exit
     status (0 done, 2 MNIST unavailable)."""
     from customlayers.datasets import DataIntegrityError, MNISTUnavailableError
-
-    _import_backend_quietly()
     from customlayers.training import prepare_mnist, train_side_by_side
 
     try:
@@ -214,6 +212,10 @@ def _data(args) -> int:
 def main(argv=None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = _parser().parse_args(argv)
+    # Every command imports the customlayers package, which imports Keras
+    # and its backend (registering the layers): do it here, once, with
+    # TensorFlow's C-level start-up lines discarded.
+    _import_backend_quietly()
     if args.command == "verify":
         from customlayers import verify
         return verify.main(args)

@@ -57,6 +57,9 @@ class MyLayerNorm(keras.layers.Layer):
             if self.center else None
 
     def call(self, x):
+        # Integer and bool inputs are normalised in the compute dtype, as
+        # the built-in does (customlayers' input-dtype property found this).
+        x = ops.cast(x, self.compute_dtype)
         mean = ops.mean(x, axis=-1, keepdims=True)
         var = ops.mean(ops.square(x - mean), axis=-1, keepdims=True)
         y = (x - mean) * ops.rsqrt(var + self.epsilon)

@@ -35,6 +35,7 @@ BUGGY = textwrap.dedent('''
     class DroppedBetaLayerNorm(MyLayerNorm):
         """Creates beta but never adds it."""
         def call(self, x):
+            x = ops.cast(x, self.compute_dtype)
             mean = ops.mean(x, axis=-1, keepdims=True)
             var = ops.mean(ops.square(x - mean), axis=-1, keepdims=True)
             y = (x - mean) * ops.rsqrt(var + self.epsilon)
