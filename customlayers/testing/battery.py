@@ -53,6 +53,11 @@ class Item:
         return " ".join(p for p in parts if p)
 
     def skip_reason(self) -> Optional[str]:
+        declared = self.case.skip_properties.get(self.kind)
+        if declared is not None:
+            reason = declared() if callable(declared) else declared
+            if reason:
+                return f"{self.case.name} declares: {reason}"
         return self.skip() if self.skip else None
 
     def build(self, recorder: Recorder, artifacts_dir=None):
@@ -120,6 +125,9 @@ def items(case, policies=None, modes=None) -> list:
         for policy in _subset(DERIVATIVE_POLICIES, policies):
             for mode in modes:
                 reason = support.get(mode, f"unknown mode {mode!r}")
+                if kind == "nonfinite_upstream" and not case.allow_nonfinite:
+                    reason = (f"{case.name} declares allow_nonfinite=False: "
+                              "NaN and inf are not part of its contract")
                 out.append(Item(kind, case, policy, mode, skip=(
                     lambda r=reason: r) if reason else None))
     out.append(Item("input_dtypes", case))

@@ -210,8 +210,14 @@ class LayerCase:
         input_elements: A Hypothesis strategy of floats for every element
             (drawn with ``hypothesis.extra.numpy``; slower than the default
             noise-plus-specials inputs).
+        input_dtypes: The input dtypes the input-dtype property feeds under
+            the default policy (default: bool, uint8, int8-int64 and the
+            floats; narrow it for a layer that only claims some, and say
+            why).
         allow_nonfinite: Draw NaN and +-inf into the inputs of the
-            equivalence property.
+            equivalence property, and run the non-finite upstream gradient
+            property. ``False`` says non-finite values are not part of the
+            layer's contract.
         kinks: ``f(kwargs) -> values`` where the function is not smooth: the
             inputs always hold each kink and its +-1-ULP neighbours, and the
             numeric gradient check keeps away from them.
@@ -235,6 +241,9 @@ class LayerCase:
         config_ignore_keys: Keys of the reference's config that the custom
             layer does not have (say why in a comment).
         save_formats: Formats for the save/load round trip.
+        skip_properties: Property kinds not run for this pair, each with its
+            reason (a string, or ``f() -> reason or None`` to decide at run
+            time, e.g. per backend); reports print the reason.
         policies: Dtype policies the battery sweeps for this pair.
         modes: Execution modes the battery runs.
         example_kwargs: Plain constructor arguments for one reference layer
@@ -250,6 +259,7 @@ class LayerCase:
     input_range: Optional[tuple] = None
     upstream_range: Optional[tuple] = None
     input_elements: Any = None
+    input_dtypes: Optional[tuple] = None
     allow_nonfinite: bool = True
     kinks: Callable = lambda kwargs: ()
     exact: Any = False
@@ -264,6 +274,8 @@ class LayerCase:
     numeric_gradient: bool = True
     config_ignore_keys: frozenset = frozenset()
     save_formats: tuple = ("keras", "h5", "savedmodel")
+    skip_properties: Mapping[str, Any] = dataclasses.field(
+        default_factory=dict)
     policies: Optional[tuple] = None
     modes: Optional[tuple] = None
     example_kwargs: Optional[Mapping] = None

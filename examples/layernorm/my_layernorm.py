@@ -91,6 +91,11 @@ CASE = LayerCase(
     # element becomes inf or NaN then depends on the order of operations.
     upstream_range=(-100.0, 100.0),
     allow_nonfinite=False,
+    # Keras's LayerNormalization computes integer inputs in integer
+    # arithmetic (uint8 [[1, 0, 1], [0, 1, 0]] gives [[0, 1, 0], [0, 255,
+    # 0]]) and keeps float16 inputs in float16 (it does not autocast);
+    # MyLayerNorm normalises in its compute dtype. Compared on these only:
+    input_dtypes=("float32", "float64"),
     policies=("float32", "float64"),
     # MyLayerNorm normalises the last axis only and keeps no initializer,
     # regularizer or constraint arguments: the built-in's keys for those
@@ -104,6 +109,13 @@ CASE = LayerCase(
         reason="normalisation divides by a standard deviation that can be "
                "small; the float64 central difference of the built-in "
                "itself misses 1e-6 there")},
+    skip_properties={"second_order": lambda: (
+        "Keras's LayerNormalization on TensorFlow has a wrong second "
+        "derivative: its Hessian-vector product disagrees with a float64 "
+        "central difference of its own gradient (x=[[0.3, -1.2, 2.0]]: "
+        "0.0692 vs 0.0830 in the first element), while MyLayerNorm's "
+        "agrees; there is no correct reference to compare against"
+        if keras.backend.backend() == "tensorflow" else None)},
     error_inputs=(ErrorInput({"epsilon": -1.0}, ValueError, "epsilon",
                              reference_raises=False,
                              why="a negative epsilon can make the variance "

@@ -156,7 +156,8 @@ def input_dtypes_property(case, recorder=PROCESS):
     @given(data=st.data())
     def input_dtypes(data):
         kwargs = case.draw_kwargs(data)
-        dtype = data.draw(st.sampled_from(INPUT_DTYPES), label="input dtype")
+        dtype = data.draw(st.sampled_from(case.input_dtypes or INPUT_DTYPES),
+                          label="input dtype")
         shape = case.draw_input_shape(data, kwargs)
         seed = data.draw(st.integers(0, 2 ** 31 - 1), label="seed")
         rng = np.random.default_rng(seed)
