@@ -54,6 +54,25 @@ def shrink_seconds():
     return SHRINK_SECONDS.get(_ACTIVE["name"])
 
 
+def use_profile(name: str) -> None:
+    """Make ``name`` the profile of customlayers' properties only, leaving
+    Hypothesis's global settings (other projects' tests) alone: what the
+    pytest plugin does."""
+    register_profiles()
+    if name not in PROFILES:
+        raise ValueError(f"unknown Hypothesis profile {name!r}; expected "
+                         f"one of {sorted(PROFILES)}")
+    _ACTIVE["name"] = name
+
+
+def base_settings() -> settings:
+    """The settings customlayers' properties start from: the profile chosen
+    with :func:`use_profile` or :func:`load_profile`, else Hypothesis's
+    current settings."""
+    name = _ACTIVE["name"]
+    return settings.get_profile(name) if name else settings()
+
+
 def register_profiles() -> None:
     """Register the three profiles with Hypothesis (idempotent)."""
     for name, kwargs in PROFILES.items():

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from customlayers import _compat
 from customlayers.testing import strategies as cst
+from customlayers.testing.profiles import base_settings
 from customlayers.testing.expectations import Scope
 
 #: Share of the profile's ``max_examples`` each property runs.
@@ -38,11 +39,11 @@ WEIGHTS = {
 
 def n_examples(key: str) -> int:
     """Examples for property ``key`` under the active profile."""
-    return max(1, round(settings().max_examples * WEIGHTS[key]))
+    return max(1, round(base_settings().max_examples * WEIGHTS[key]))
 
 
 def _settings(key):
-    return settings(settings(), max_examples=n_examples(key),
+    return settings(base_settings(), max_examples=n_examples(key),
                     deadline=None,
                     suppress_health_check=[HealthCheck.too_slow,
                                            HealthCheck.data_too_large])
