@@ -8,6 +8,11 @@ check fail (run with ``-rP`` to see the minimal counterexample).
 
 import pytest
 
+try:  # Python >= 3.11; on 3.10 the backport Hypothesis itself depends on
+    ExceptionGroup
+except NameError:  # pragma: no cover
+    from exceptiongroup import ExceptionGroup
+
 from customlayers import backend
 from customlayers._keras import ops
 from tests.property import test_kernels
