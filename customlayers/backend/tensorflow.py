@@ -195,8 +195,16 @@ def _relu6_forward(x):
     forward-mode property). ``where(0 < x < 6, x, <the values, stopped>)``
     has the same values bit for bit (inside, ``x`` is the value; outside,
     the values themselves, -0.0 and NaN included) and the JVP ``t`` inside,
-    0 outside, as Relu6's gradient. Eager mode records the hand-written
-    gradient itself, which forward mode uses there."""
+    0 outside, as Relu6's gradient (outside XLA the built-in's is ``t *
+    mask``, whose masked-out negative tangents are -0.0: a declared sign-of-
+    zero difference, as for its first-order gradient). Eager mode records
+    the hand-written gradient itself, which forward mode uses there.
+
+    Under XLA the select costs one bit: for a lone ``-0.0`` (length 1) XLA
+    returns ``-0.0`` where the built-in's Clamp gives ``+0.0``; two attempts
+    to keep the clamp's bits and the JVP together failed (XLA's clamp itself
+    keeps -0.0 at some lengths), so the forward-mode derivative won and
+    tests/property/test_relu_details.py declares that sign."""
     values = _relu6_values(x)
     if tf.executing_eagerly():
         return values

@@ -73,7 +73,7 @@ def _tensorflow_eager_or_graph(policy: str, mode: str) -> bool:
 
 _RELU_SIGN_OF_ZERO = KnownDifference(
     what="signed_zeros",
-    checks=("grad[input]",),
+    checks=("grad[input]", "jvp"),
     backends=("tensorflow",),
     modes=("eager", "graph"),
     why="TensorFlow's non-XLA activation-gradient kernels (ReluGrad, "
@@ -83,8 +83,11 @@ _RELU_SIGN_OF_ZERO = KnownDifference(
         "(+0.0, as XLA; mode 'compiled' is compared with signs of zero), "
         "while its plain max(x, 0) runs on the same Relu/ReluGrad kernels "
         "as the built-in (tests/property/test_kernels.py checks them "
-        "against the elementary formula). Only the input gradient's -0.0 "
-        "vs +0.0 is relaxed; forward values are compared bit for bit.",
+        "against the elementary formula). The same holds for the forward-"
+        "mode derivative (JVP), which TensorFlow takes from those gradient "
+        "kernels (t * mask) for the built-in and from a select for ours. "
+        "Only the -0.0 vs +0.0 of the input gradient and the JVP is "
+        "relaxed; forward values are compared bit for bit.",
 )
 
 
