@@ -205,10 +205,12 @@ def _relu6_forward(x):
     to keep the clamp's bits and the JVP together failed (XLA's clamp itself
     keeps -0.0 at some lengths), so the forward-mode derivative won and
     tests/property/test_relu_details.py declares that sign."""
-    values = _relu6_values(x)
     if tf.executing_eagerly():
-        return values
-    return tf.where(inside_0_6(x), x, tf.stop_gradient(values))
+        return _relu6_values(x)
+    # The values from a stopped x: the accumulator then never looks up
+    # ClipByValue's JVP, which TF 2.12 does not register.
+    values = _relu6_values(tf.stop_gradient(x))
+    return tf.where(inside_0_6(x), x, values)
 
 
 _float_relu6 = with_gradient(_relu6_forward, _relu6_backward)
