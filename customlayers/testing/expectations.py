@@ -49,11 +49,6 @@ class Ledger:
         return [d for label, d in sorted(self.declared.items())
                 if not self.needed[label]]
 
-    def merge(self, other: "Ledger") -> None:
-        self.applied.update(other.applied)
-        self.needed.update(other.needed)
-        self.declared.update(other.declared)
-
 
 def _relaxations(differences, tolerance):
     kw = dict(signed_zeros=True, flush_subnormals=False, nan_placement=True,

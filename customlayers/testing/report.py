@@ -115,24 +115,6 @@ class Recorder:
                 result=st.verdict, expected=sorted(st.expected)))
         return rows
 
-    def merge(self, other: "Recorder") -> None:
-        for key, st in other.stats.items():
-            mine = self.stats[key]
-            mine.examples += st.examples
-            mine.max_abs = max(mine.max_abs, st.max_abs)
-            mine.max_rel = max(mine.max_rel, st.max_rel)
-            mine.max_ulp = max(mine.max_ulp, st.max_ulp)
-            mine.tol_used = max(mine.tol_used, st.tol_used)
-            mine.bit_exact &= st.bit_exact
-            mine.failed |= st.failed
-            mine.numeric &= st.numeric
-            mine.expected |= st.expected
-        self.failures += other.failures
-        self.skipped += other.skipped
-        self.examples.update(other.examples)
-        self.ledger.merge(other.ledger)
-        self.passed_properties += other.passed_properties
-
 
 #: The process-wide tally that pytest's summary line reads.
 PROCESS = Recorder()
