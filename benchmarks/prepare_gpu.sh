@@ -20,7 +20,7 @@ done
 mkdir -p .whl-extra .bench-data
 $py -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
   --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-  -d .whl-extra absl-py rich markdown-it-py mdurl pygments h5py packaging ml_dtypes
+  -d .whl-extra absl-py rich markdown-it-py mdurl pygments h5py packaging ml_dtypes platformdirs
 $py - <<'PY'
 import numpy as np
 from customlayers.datasets import load_mnist

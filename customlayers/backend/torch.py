@@ -4,8 +4,14 @@ Role: what ``keras.layers.ReLU`` runs on PyTorch (ATen, CPU), rebuilt.
 relu(x) = clamp_min(x, 0), which keeps -0.0 and NaN; its gradient is
 threshold_backward(g, relu(x), 0) = ``0 if relu(x) <= 0 else g``, a select on
 the *output*, so NaN passes the upstream gradient through. relu6(x) clamps
-to [0, 6] with the gradient ``g if 0 < x < 6 else 0`` (NaN gets 0, unlike
-relu; measured on torch 2.13 CPU). leaky_relu computes ``x * slope`` and
+to [0, 6] with the gradient ``g if 0 < x < 6 else 0`` (at NaN: ``g`` on CUDA
+and in the CPU kernel's scalar tail, 0 in its vectorised body). relu6 runs ATen's own relu6 (values and
+gradient, see ``relu6_kernel`` for why), and clip takes its values from the
+ATen clamp the built-in calls (``torch.clip``) with a hand-written gradient:
+on CUDA those clamps map -0.0 to +0.0 where the CPU kernels and the
+elementary where-formulas (kept beside them, ``relu6_forward_elementary``
+and ``clip_forward_elementary``, and checked equal to them on CPU by
+tests/property/test_kernels.py) keep -0.0 (found on an H200, torch 2.11). leaky_relu computes ``x * slope`` and
 ``g * slope`` in float32 for float16 and bfloat16 (ATen's opmath), with the
 slope as a float32, not rounded to the tensor's dtype first. clip = clamp,
 gradient ``g if lo <= x <= hi else 0`` (NaN gets 0). Plain ``max(x, 0)``
@@ -17,11 +23,11 @@ from __future__ import annotations
 import torch as _torch
 
 from customlayers._keras import ops
-from customlayers.backend.common import (full, inside_0_6, positive,
-                                         select_backward, threshold_kernel,
+from customlayers.backend.common import (full, positive, threshold_kernel,
                                          zeros)
 
-__all__ = ["clip_kernel", "leaky_relu_kernel", "relu6_kernel", "relu_kernel",
+__all__ = ["clip_forward_elementary", "clip_kernel", "leaky_relu_kernel",
+           "relu6_forward_elementary", "relu6_kernel", "relu_kernel",
            "relu_backward_elementary", "relu_forward_elementary",
            "threshold_kernel"]
 
@@ -114,20 +120,44 @@ def relu_kernel(x):
     return _torch.relu(x)
 
 
-_relu6 = with_gradient(_clamp_0_6, select_backward(inside_0_6))
+#: relu6 from elementary ops: ``min(max(x, 0), 6)`` as two selects (keeps
+#: -0.0 and NaN, as ATen's CPU hardtanh).
+relu6_forward_elementary = _clamp_0_6
+
+
+def _aten_relu6(x):
+    """The built-in's relu6: ``torch.nn.functional.relu6`` (ATen hardtanh,
+    a clamp), the op keras's torch backend calls, with its own gradient,
+    ``hardtanh_backward``."""
+    return _torch.nn.functional.relu6(x)
 
 
 def relu6_kernel(x):
-    """``clamp(x, 0, 6)``, gradient ``g if 0 < x < 6 else 0``. A bool input
-    is refused with ATen's exception type (its hardtanh has no bool
-    kernel); integers keep their dtype, as in ATen."""
+    """``clamp(x, 0, 6)``, gradient ``g if 0 < x < 6 else 0``, on ATen's own
+    kernels (``_aten_relu6``), as ``relu_kernel`` runs ``torch.relu``.
+
+    Both halves had to be ATen's to be the built-in's function:
+    - values: ATen's CUDA clamp maps -0.0 to +0.0 where the elementary
+      formula (``relu6_forward_elementary``) keeps it (found on an H200,
+      torch 2.11); on CPU the two are equal bit for bit
+      (tests/property/test_kernels.py checks it).
+    - gradient at NaN: ``hardtanh_backward`` passes ``g`` on CUDA and in
+      the CPU kernel's scalar tail, but gives 0 in its vectorised body, so
+      on CPU the answer depends on the NaN's position, the dtype and the
+      vector width (float32: elements past the last multiple of 16 on
+      AVX-512). Found by the property suite on an H200 and reproduced on
+      CPU (torch 2.13): a hand-written select cannot follow that.
+    Elsewhere the gradient is the select ``g if 0 < x < 6 else 0``, and
+    its second derivative zeros, as derivatives.yaml declares for
+    hardtanh_backward. A bool input is refused with ATen's exception type
+    (its hardtanh has no bool kernel); integers keep their dtype."""
     if not isinstance(x, _torch.Tensor):
         x = ops.convert_to_tensor(x)
     if x.dtype == _torch.bool:
         raise RuntimeError(
             "relu6 (hardtanh) is not implemented for bool inputs, as in "
             "torch.nn.functional.relu6")
-    return _relu6(x)
+    return _aten_relu6(x)
 
 
 def _times_slope(t, slope):
@@ -156,19 +186,37 @@ def leaky_relu_kernel(x, negative_slope):
     )(x)
 
 
+def clip_forward_elementary(x, lo, hi):
+    """clamp from elementary ops: ``lo`` where ``x < lo``, ``hi`` where
+    ``x > hi``, else ``x`` (NaN and -0.0 kept, as ATen's CPU clamp)."""
+    x = ops.where(ops.less(x, lo), ops.broadcast_to(lo, ops.shape(x)), x)
+    return ops.where(ops.greater(x, hi), ops.broadcast_to(hi, ops.shape(x)), x)
+
+
+def _aten_clip(x, lo, hi):
+    """``keras.ops.clip`` on torch, as the built-in calls it: ``torch.clip``
+    (ATen clamp) with tensor bounds, in float32 for float16 on CPU (Keras's
+    workaround, mirrored so the values are the same ops' values)."""
+    if x.device.type == "cpu" and x.dtype == _torch.float16:
+        return _torch.clip(x.float(), min=lo, max=hi).to(_torch.float16)
+    return _torch.clip(x, min=lo, max=hi)
+
+
 def clip_kernel(x, min_value, max_value):
     """torch.clamp: NaN propagates, gradient ``g`` on ``[lo, hi]``, whose
-    second derivative in ``x`` is ``None``, as clamp's."""
+    second derivative in ``x`` is ``None``, as clamp's. The bounds are cast
+    to the input's dtype first, as the built-in's ReLU does."""
+    if not isinstance(x, _torch.Tensor):
+        x = ops.convert_to_tensor(x)
+    if x.dtype == _torch.bool:  # keras.ops.clip on torch: bool -> int32
+        x = x.to(_torch.int32)
     lo = ops.cast(min_value, x.dtype)
     hi = ops.cast(max_value, x.dtype)
-
-    def forward(x):
-        x = ops.where(ops.less(x, lo), full(x, min_value), x)
-        return ops.where(ops.greater(x, hi), full(x, max_value), x)
 
     def backward(x, g):
         inside = ops.logical_and(ops.greater_equal(x, lo),
                                  ops.less_equal(x, hi))
         return ops.where(inside, g, zeros(g))
 
-    return with_gradient(forward, backward, zeros_for_x=False)(x)
+    return with_gradient(lambda x: _aten_clip(x, lo, hi), backward,
+                         zeros_for_x=False)(x)

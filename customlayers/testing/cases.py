@@ -91,23 +91,6 @@ _RELU_SIGN_OF_ZERO = KnownDifference(
 )
 
 
-_RELU_CUDA_SIGN_OF_ZERO = KnownDifference(
-    what="signed_zeros",
-    checks=("output", "grad[input]"),
-    backends=("torch",),
-    device="gpu",
-    when=lambda kwargs, x: kwargs.get("max_value") is not None,
-    why="Found on an NVIDIA H200 (torch 2.11.0+cu130), not fixed yet: "
-        "ATen's CUDA relu6 (hardtanh = clamp) returns +0.0 for -0.0, where "
-        "its CPU kernels -- and customlayers.ReLU's elementary, where-based "
-        "relu6 and clip -- keep -0.0 (minimal example: max_value=6, "
-        "x=[[6.0, -0.13]]). Values and gradients are otherwise equal. The "
-        "likely fix, taking those values from the same ATen clamp, needs a "
-        "GPU session to verify; until then the sign of zero is not compared "
-        "for ReLU with a max_value on torch with CUDA.",
-)
-
-
 _RELU_SUBNORMALS = KnownDifference(
     what="subnormals",
     checks=("output", "grad[input]"),
@@ -164,7 +147,6 @@ RELU = LayerCase(
                  "accepts it"),
     ),
     known_differences=(_RELU_SIGN_OF_ZERO, _RELU_SUBNORMALS,
-                       _RELU_CUDA_SIGN_OF_ZERO,
                        _RELU_XLA_SECOND_ORDER_SIGN),
     example_kwargs={},
 )

@@ -42,3 +42,28 @@ def test_kernel_check_catches_a_wrong_kernel(kernel, monkeypatch):
         _, other = caught.value.split(AssertionError)
         assert other is None, f"the planted kernel crashed the check: {other!r}"
     print(f"planted {kernel.__name__} caught:\n{caught.value}")
+
+
+def _nan_swallowing_clamp(x, *bounds):
+    """A clamp written as ``x if x > 0 else 0``, then capped: NaN becomes 0
+    and -0.0 becomes +0.0."""
+    hi = bounds[1] if bounds else ops.cast(6.0, x.dtype)
+    y = ops.where(ops.greater(x, ops.zeros_like(x)), x, ops.zeros_like(x))
+    return ops.where(ops.greater(y, hi), ops.broadcast_to(hi, ops.shape(y)), y)
+
+
+@pytest.mark.skipif(test_kernels.BACKEND != "torch",
+                    reason="the ATen clamp check runs on torch only; this "
+                           f"run's backend is {test_kernels.BACKEND}")
+@pytest.mark.parametrize("which", ["relu6", "clip"])
+def test_aten_clamp_check_catches_a_wrong_clamp(which, monkeypatch):
+    from customlayers.backend import torch as tb
+    name = "_aten_relu6" if which == "relu6" else "_aten_clip"
+    monkeypatch.setattr(tb, name, _nan_swallowing_clamp)
+    with pytest.raises((AssertionError, ExceptionGroup)) as caught:
+        test_kernels.test_aten_clamps_compute_the_elementary_formula(
+            which=which, dtype="float32")
+    if isinstance(caught.value, ExceptionGroup):
+        _, other = caught.value.split(AssertionError)
+        assert other is None, f"the planted clamp crashed the check: {other!r}"
+    print(f"planted clamp for {which} caught:\n{caught.value}")

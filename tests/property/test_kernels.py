@@ -145,3 +145,49 @@ def test_relu_kernel_computes_the_elementary_formula(dtype, mode, data):
         "relu_kernel gradient vs elementary select", dx, dx_ref,
         tolerance=None, signed_zeros=not TF, flush_subnormals=TF)
     assert grad.passed, grad.describe()
+
+
+_TORCH_ONLY = pytest.mark.skipif(
+    BACKEND != "torch",
+    reason=f"ATen's clamps (relu6, clip) back customlayers.ReLU on torch "
+           f"only; this run's backend is {BACKEND}")
+
+
+def _aten_clamp_and_formula(which):
+    """(kernel forward, elementary forward) of relu6 or clip on torch."""
+    from customlayers.backend import torch as tb
+    if which == "relu6":
+        return tb._aten_relu6, tb.relu6_forward_elementary
+    lo, hi = 0.0, 2.5
+
+    def aten(x):
+        return tb._aten_clip(x, ops.cast(lo, x.dtype), ops.cast(hi, x.dtype))
+
+    def formula(x):
+        return tb.clip_forward_elementary(x, ops.cast(lo, x.dtype),
+                                          ops.cast(hi, x.dtype))
+    return aten, formula
+
+
+@_TORCH_ONLY
+@pytest.mark.parametrize("which", ["relu6", "clip"])
+@pytest.mark.parametrize("dtype", [_dtype_param(d) for d in DTYPES])
+@given(data=st.data())
+def test_aten_clamps_compute_the_elementary_formula(which, dtype, data):
+    """On torch, relu6's and clip's *values* come from the ATen clamps the
+    built-in calls (so CUDA's sign of zero is the built-in's); their
+    gradients are hand-written selects, which the layer properties check.
+    Here the clamps are checked against the elementary where-formula: bit
+    for bit on CPU; on CUDA the sign of zero is not compared, since ATen's
+    CUDA clamp maps -0.0 to +0.0 (found on an H200, torch 2.11)."""
+    shape = cst.draw_shape(data, min_rank=1, max_rank=3, max_dim=64)
+    kinks = (0.0, 6.0) if which == "relu6" else (0.0, 2.5)
+    x = cst.draw_array(data, shape, dtype, kinks=kinks, nonfinite=True,
+                       label="input", must_include=(0.0, -0.0))
+    note(f"{which}, dtype {dtype}, shape {shape}")
+    aten, formula = _aten_clamp_and_formula(which)
+    xt = ops.convert_to_tensor(x)
+    out = compare_arrays(f"ATen {which} vs elementary formula",
+                         to_numpy(aten(xt)), to_numpy(formula(xt)),
+                         tolerance=None, signed_zeros=not torch_on_cuda())
+    assert out.passed, out.describe()

@@ -72,10 +72,14 @@ def _distinct(values):
     return tuple(out)
 
 
-def guaranteed_values(case, kwargs, dtype) -> tuple:
+def guaranteed_values(case, kwargs, dtype, *, nonfinite=False) -> tuple:
     """What every equivalence input holds, placed on purpose: both zeros,
     each kink and its exact +-1-ULP neighbours in ``dtype``, inside the
-    case's ``input_range``."""
+    case's ``input_range``; with ``nonfinite`` (an example that draws
+    non-finite inputs, for a case that allows them), NaN, +inf and -inf
+    too (after the kinks, as an input range does not bound them), so that such an example never leaves them to chance (a relu6
+    gradient at NaN differed from the built-in's and no ``ci`` example
+    happened to hold a NaN)."""
     kinks = tuple(case.kinks(kwargs))
     values = [0.0, -0.0]
     for k in kinks:
@@ -83,6 +87,8 @@ def guaranteed_values(case, kwargs, dtype) -> tuple:
     if case.input_range is not None:
         lo, hi = case.input_range
         values = [v for v in values if lo <= v <= hi]
+    if nonfinite and case.allow_nonfinite:  # last: kinks first if few fit
+        values += [float("nan"), float("inf"), float("-inf")]
     return _distinct(values)
 
 
@@ -108,7 +114,8 @@ def draw_input(data, case, policy, kwargs, *, nonfinite=False,
         data, shape, dtype, kinks=kinks,
         nonfinite=nonfinite and case.allow_nonfinite, label=label,
         max_specials=max_specials, value_range=case.input_range,
-        must_include=guaranteed_values(case, kwargs, dtype))
+        must_include=guaranteed_values(case, kwargs, dtype,
+                                       nonfinite=nonfinite))
 
 
 def _draw_setup(data, case, policy, *, nonfinite_ok=True):
