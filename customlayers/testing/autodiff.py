@@ -14,6 +14,14 @@ For a layer ``f(x, W)``, an upstream gradient ``g`` and directions ``v``
   as ``torch.autograd.functional.jvp`` does) together with the VJP
   ``J^T g`` of the same layer, for the consistency ``<g, J v> ==
   <J^T g, v>``.
+- :func:`hvp_forward_over_reverse`: the input Hessian-vector product of
+  ``<g, f(x, W)>`` (weights fixed) by forward mode over the reverse-mode
+  gradient (TensorFlow ``ForwardAccumulator`` around a ``GradientTape``,
+  ``jax.jvp`` of ``jax.vjp``), so a layer whose hand-written gradient has
+  no forward-mode rule, or the wrong one, shows where reverse over reverse
+  agrees. On torch it is the double backward (``torch.autograd.functional
+  .hvp``'s own method): Keras's torch layers are not ``torch.func``
+  functions.
 
 Modes as in :mod:`customlayers.testing.backends`: TensorFlow eager, graph
 (``tf.function``) and compiled (XLA); JAX eager and compiled (``jax.jit``);
@@ -50,6 +58,16 @@ def jvp(layer, x, v, g, mode="eager"):
     if BACKEND == "torch":
         return _torch_jvp(layer, x, v, g)
     return _tf_jvp(layer, x, v, g, mode)
+
+
+def hvp_forward_over_reverse(layer, x, g, v, mode="eager"):
+    """``H_x v`` of ``<g, layer(x)>``: forward mode over reverse mode (see
+    the module docstring for torch), as a NumPy array."""
+    if BACKEND == "jax":
+        return _jax_fwd_over_rev(layer, x, g, v, mode)
+    if BACKEND == "torch":
+        return _torch_hvp_input(layer, x, g, v)
+    return _tf_fwd_over_rev(layer, x, g, v, mode)
 
 
 # -- TensorFlow ----------------------------------------------------------------
@@ -107,6 +125,21 @@ def _tf_jvp(layer, x, v, g, mode):
     y, jv, vjp = _tf_wrap(fn, mode)(_tf_tensor(x), _tf_tensor(v),
                                     _tf_tensor(g))
     return _np(y), _np(jv), _np(vjp)
+
+
+def _tf_fwd_over_rev(layer, x, g, v, mode):
+    import tensorflow as tf
+
+    def fn(x, g, v):
+        with tf.autodiff.ForwardAccumulator(x, v) as acc:
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = layer(x)
+            gx = tape.gradient(y, x, output_gradients=tf.cast(g, y.dtype))
+        return acc.jvp(gx, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+
+    return _np(_tf_wrap(fn, mode)(_tf_tensor(x), _tf_tensor(g),
+                                  _tf_tensor(v)))
 
 
 # -- JAX -------------------------------------------------------------------------
@@ -171,6 +204,22 @@ def _jax_jvp(layer, x, v, g, mode):
     return _np(y), _np(jv), _np(vjp)
 
 
+def _jax_fwd_over_rev(layer, x, g, v, mode):
+    import jax
+    import jax.numpy as jnp
+    call, values = _jax_call(layer)
+
+    def fn(x, g, v):
+        def grad_x(x):
+            y, pull = jax.vjp(lambda x: call(x, values), x)
+            return pull(g.astype(y.dtype))[0]
+        return jax.jvp(grad_x, (x,), (v.astype(x.dtype),))[1]
+
+    if mode == "compiled":
+        fn = jax.jit(fn)
+    return _np(fn(jnp.asarray(x), jnp.asarray(g), jnp.asarray(v)))
+
+
 # -- torch -----------------------------------------------------------------------
 
 def _torch_second_order(layer, x, g, vs):
@@ -210,3 +259,18 @@ def _torch_jvp(layer, x, v, g):
     if jv is None:
         jv = torch.zeros_like(y)
     return _np(y), _np(jv), _np(vjp)
+
+
+def _torch_hvp_input(layer, x, g, v):
+    import torch
+
+    from customlayers.testing.backends import _torch_tensor
+    xt = _torch_tensor(x).detach().requires_grad_(True)
+    y = layer(xt)
+    (gx,) = torch.autograd.grad(y, xt, grad_outputs=_torch_tensor(g).to(
+        y.dtype), create_graph=True)
+    if not gx.requires_grad:
+        return _np(torch.zeros_like(gx))
+    (hv,) = torch.autograd.grad(gx, xt, grad_outputs=_torch_tensor(v).to(
+        gx.dtype), allow_unused=True)
+    return _np(torch.zeros_like(gx) if hv is None else hv)

@@ -111,7 +111,7 @@ _RELU_SUBNORMALS = KnownDifference(
 
 _RELU_XLA_SECOND_ORDER_SIGN = KnownDifference(
     what="signed_zeros",
-    checks=("hvp[input]",),
+    checks=("hvp[input]", "hvp_fwd[input]"),
     backends=("tensorflow",),
     modes=("compiled",),
     when=lambda kwargs, x: bool(kwargs.get("negative_slope")),

@@ -266,6 +266,15 @@ def check_forward_mode(case, policy, mode, kwargs, x, seed, upstream,
         tolerance=None if exact else case.tolerance(policy, "jvp"),
         differences=case.known_differences, scope=scope,
         ledger=recorder.ledger)]
+    # Forward over reverse: H_x v of <g, f>, against the reference's.
+    hv = autodiff.hvp_forward_over_reverse(custom, x, upstream, v, mode)
+    ref_hv = autodiff.hvp_forward_over_reverse(reference, x, upstream, v,
+                                               mode)
+    comps.append(compare_expected(
+        "hvp_fwd[input]", hv, ref_hv,
+        tolerance=None if exact else case.tolerance(policy, "hvp_fwd[input]"),
+        differences=case.known_differences, scope=scope,
+        ledger=recorder.ledger))
     g64 = np.asarray(upstream, np.float64)
     left = np.asarray(jv, np.float64) * g64
     right = np.asarray(vjp, np.float64) * np.asarray(v, np.float64)
@@ -297,6 +306,7 @@ def check_forward_mode(case, policy, mode, kwargs, x, seed, upstream,
 def forward_mode_property(case, policy, mode, recorder=PROCESS):
     """The JVP (forward mode) along a random input direction equals the
     reference's, and agrees with the layer's own VJP:
-    ``<g, J v> == <J^T g, v>``."""
+    ``<g, J v> == <J^T g, v>``; and the input Hessian-vector product by
+    forward over reverse (``hvp_fwd[input]``) equals the reference's."""
     return _derivative_property("forward_mode", check_forward_mode, case,
                                 policy, mode, recorder)
