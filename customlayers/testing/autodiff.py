@@ -22,6 +22,11 @@ For a layer ``f(x, W)``, an upstream gradient ``g`` and directions ``v``
   agrees. On torch it is the double backward (``torch.autograd.functional
   .hvp``'s own method): Keras's torch layers are not ``torch.func``
   functions.
+- :func:`jacobian`: the full input Jacobian through each backend's
+  vectorisation (TensorFlow ``tape.jacobian`` with ``pfor``, ``jax.jacrev``
+  = ``vmap`` of the VJP, torch ``autograd.functional.jacobian(...,
+  vectorize=True)`` = ``vmap``), so a gradient that breaks under
+  vectorisation shows.
 
 Modes as in :mod:`customlayers.testing.backends`: TensorFlow eager, graph
 (``tf.function``) and compiled (XLA); JAX eager and compiled (``jax.jit``);
@@ -68,6 +73,35 @@ def hvp_forward_over_reverse(layer, x, g, v, mode="eager"):
     if BACKEND == "torch":
         return _torch_hvp_input(layer, x, g, v)
     return _tf_fwd_over_rev(layer, x, g, v, mode)
+
+
+def jacobian(layer, x, mode="eager"):
+    """``d layer(x) / d x`` (shape ``out.shape + x.shape``) through the
+    backend's vectorised Jacobian, as a NumPy array."""
+    if BACKEND == "jax":
+        import jax
+        import jax.numpy as jnp
+        call, values = _jax_call(layer)
+        fn = jax.jacrev(lambda x: call(x, values))
+        if mode == "compiled":
+            fn = jax.jit(fn)
+        return _np(fn(jnp.asarray(x)))
+    if BACKEND == "torch":
+        import torch
+
+        from customlayers.testing.backends import _torch_tensor
+        return _np(torch.autograd.functional.jacobian(
+            lambda t: layer(t), _torch_tensor(x), vectorize=True))
+    import tensorflow as tf
+
+    def fn(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x)
+        return tape.jacobian(y, x, experimental_use_pfor=True,
+                             unconnected_gradients=tf.UnconnectedGradients.ZERO)
+
+    return _np(_tf_wrap(fn, mode)(_tf_tensor(x)))
 
 
 # -- TensorFlow ----------------------------------------------------------------

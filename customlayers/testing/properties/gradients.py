@@ -31,6 +31,9 @@ NUMERIC_TOLERANCE = Tolerance(
     reason="float64 central difference, h=1e-6: truncation ~h**2, roundoff "
            "~u/h ~1e-10; 1e-6 allows curvature of smooth activations.")
 NUMERIC_STEP = 1e-6
+#: The largest input Jacobian (output elements x input elements) that the
+#: forward-mode property computes through pfor/vmap for each example.
+JACOBIAN_MAX = 4096
 KINK_MARGIN = 1e-3
 
 
@@ -275,6 +278,17 @@ def check_forward_mode(case, policy, mode, kwargs, x, seed, upstream,
         tolerance=None if exact else case.tolerance(policy, "hvp_fwd[input]"),
         differences=case.known_differences, scope=scope,
         ledger=recorder.ledger))
+    # The full input Jacobian through the backend's vectorisation (pfor /
+    # vmap), where it stays small: out.size * x.size <= JACOBIAN_MAX.
+    if np.size(x) * np.size(y) <= JACOBIAN_MAX:
+        jac = autodiff.jacobian(custom, x, mode)
+        ref_jac = autodiff.jacobian(reference, x, mode)
+        comps.append(compare_expected(
+            "jacobian[input]", jac, ref_jac,
+            tolerance=None if exact else case.tolerance(policy,
+                                                        "jacobian[input]"),
+            differences=case.known_differences, scope=scope,
+            ledger=recorder.ledger))
     g64 = np.asarray(upstream, np.float64)
     left = np.asarray(jv, np.float64) * g64
     right = np.asarray(vjp, np.float64) * np.asarray(v, np.float64)
@@ -307,6 +321,8 @@ def forward_mode_property(case, policy, mode, recorder=PROCESS):
     """The JVP (forward mode) along a random input direction equals the
     reference's, and agrees with the layer's own VJP:
     ``<g, J v> == <J^T g, v>``; and the input Hessian-vector product by
-    forward over reverse (``hvp_fwd[input]``) equals the reference's."""
+    forward over reverse (``hvp_fwd[input]``) and the input Jacobian through
+    pfor/vmap (``jacobian[input]``, where it has at most
+    :data:`JACOBIAN_MAX` elements) equal the reference's."""
     return _derivative_property("forward_mode", check_forward_mode, case,
                                 policy, mode, recorder)
