@@ -19,9 +19,11 @@ conversion helpers in one 760-line module (issue 13). They now live in:
   ``apply_constraint``, ``float64_unavailable``.
 
 This module re-exports each of those names so that code not yet switched
-keeps working unchanged. Import from the new homes; this facade is to be
-deleted once the last importer (customlayers/testing/*, verify.py,
-training.py, dense.py, tests) has switched.
+keeps working unchanged. Import from the new homes. Every importer has
+switched except ``customlayers/testing/cases.py`` (``keras``, ``BACKEND``,
+``DENSE_UNITS_ONLY_KERAS2_ACCEPTS``, all three in :mod:`customlayers._keras`);
+once it has, this file is deleted (``git grep _compat`` then finds only the
+history notes in saving.py, convert.py and benchmarks/RESULTS.md).
 
 The harness names are resolved lazily (PEP 562 ``__getattr__``): importing
 them here eagerly would import ``customlayers.testing``, whose modules import

@@ -36,9 +36,12 @@ import textwrap
 import numpy as np
 import pytest
 
-from customlayers import _compat, cli
+from customlayers import cli
 from customlayers import training
+from customlayers._keras import BACKEND, keras
 from customlayers.testing.numerics import compare_arrays
+from customlayers.testing.saving import (SAVE_FORMATS, save_format_unsupported,
+                                        save_model, save_path)
 from customlayers.testing.tolerances import tolerance_for
 
 pytestmark = pytest.mark.slow
@@ -47,8 +50,8 @@ F32 = tolerance_for("float32")
 SEED = 0
 REPO = pathlib.Path(__file__).resolve().parents[2]
 needs_tf = pytest.mark.skipif(
-    _compat.BACKEND != "tensorflow",
-    reason=f"needs the TensorFlow backend (running {_compat.BACKEND})")
+    BACKEND != "tensorflow",
+    reason=f"needs the TensorFlow backend (running {BACKEND})")
 
 
 def _subprocess_env():
@@ -84,7 +87,7 @@ def mnist(mnist_unavailable):
 #: makes ``fit`` run op by op (the 5-epoch run took most of the JAX env's
 #: 26 minutes), so the tutorial's run uses ``jit_compile=True`` on JAX.
 #: TensorFlow runs it as a tf.function graph, torch eagerly.
-GRAPH_RUN_JIT = _compat.BACKEND == "jax"
+GRAPH_RUN_JIT = BACKEND == "jax"
 GRAPH_RUN_MODE = "graph+XLA" if GRAPH_RUN_JIT else "graph"
 
 
@@ -244,19 +247,21 @@ _LOAD_AND_PREDICT = textwrap.dedent("""
     import json, sys
     import numpy as np
     import customlayers  # registers MyModel, Dense, ReLU for loading
-    from customlayers import _compat
+    from customlayers._keras import keras
+    from customlayers.testing.convert import to_numpy
+    from customlayers.testing.saving import load_model
     x = np.load(sys.argv[1])
     fmt = sys.argv[3]
     out = {}
     for i, path in enumerate(sys.argv[4:]):
-        model = _compat.load_model(path, fmt)
-        if isinstance(model, _compat.keras.Model):
+        model = load_model(path, fmt)
+        if isinstance(model, keras.Model):
             pred = model.predict(x, batch_size=1000, verbose=0)
             kinds = [type(model).__module__ + "." + type(model).__name__]
             kinds += [type(layer).__module__ + "." + type(layer).__name__
                       for layer in getattr(model, "layers", [])]
         else:  # a Keras 3 SavedModel export: a serving function
-            pred = np.concatenate([_compat.to_numpy(model(x[j:j + 1000]))
+            pred = np.concatenate([to_numpy(model(x[j:j + 1000]))
                                    for j in range(0, len(x), 1000)])
             kinds = ["serving function"]
         np.save(f"{sys.argv[2]}_{i}.npy", pred)
@@ -268,7 +273,7 @@ _CUSTOM_KINDS = ["customlayers.dense.Dense", "customlayers.relu.ReLU",
                  "customlayers.dense.Dense"]
 
 
-@pytest.mark.parametrize("fmt", _compat.SAVE_FORMATS)
+@pytest.mark.parametrize("fmt", SAVE_FORMATS)
 def test_saved_models_reload_in_a_fresh_process(graph_run, mnist, tmp_path,
                                                 fmt):
     """The trained models, saved in ``fmt`` and loaded in a new process,
@@ -278,12 +283,12 @@ def test_saved_models_reload_in_a_fresh_process(graph_run, mnist, tmp_path,
     custom = graph_run.custom.model
     models = {
         "MyModel": custom,
-        "Sequential of customlayers": _compat.keras.Sequential(
-            [_compat.keras.Input((784,)), custom.dense_1, custom.relu,
+        "Sequential of customlayers": keras.Sequential(
+            [keras.Input((784,)), custom.dense_1, custom.relu,
              custom.dense_2]),
         "builtin twin": graph_run.builtin.model,
     }
-    reasons = {name: _compat.save_format_unsupported(fmt, model=m)
+    reasons = {name: save_format_unsupported(fmt, model=m)
                for name, m in models.items()}
     print(f"\n{fmt}: " + ", ".join(
         f"{n}: {'saved' if r is None else 'not saved (' + r + ')'}"
@@ -293,9 +298,9 @@ def test_saved_models_reload_in_a_fresh_process(graph_run, mnist, tmp_path,
         pytest.skip(f"{fmt}: {reasons['Sequential of customlayers']}")
     paths, before = [], []
     for i, (name, model) in enumerate(models.items()):
-        path = _compat.save_path(str(tmp_path / str(i)), fmt)
+        path = save_path(str(tmp_path / str(i)), fmt)
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        _compat.save_model(model, path, fmt)
+        save_model(model, path, fmt)
         paths.append(path)
         before.append(model.predict(x_test, batch_size=1000, verbose=0))
     np.save(tmp_path / "x_test.npy", x_test)

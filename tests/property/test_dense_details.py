@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 
 import customlayers
-from customlayers import _compat
-from customlayers._compat import keras
+from customlayers import _keras
+from customlayers._keras import keras
 
 needs_keras3 = pytest.mark.skipif(
-    _compat.KERAS_MAJOR < 3,
-    reason=f"Keras {_compat.KERAS_VERSION}'s Dense has no lora_rank, "
+    _keras.KERAS_MAJOR < 3,
+    reason=f"Keras {_keras.KERAS_VERSION}'s Dense has no lora_rank, "
            "lora_alpha or quantization_config")
 
 SEED = 20261129
@@ -132,7 +132,7 @@ def test_invalid_lora_rank_is_named(rank):
         layer.enable_lora(rank)
 
 
-@pytest.mark.skipif(_compat.KERAS_MAJOR >= 3,
+@pytest.mark.skipif(_keras.KERAS_MAJOR >= 3,
                     reason="checks the Keras 2 refusal; this is Keras 3")
 def test_keras2_refuses_lora_clearly():  # pragma: no cover
     with pytest.raises(NotImplementedError, match="needs Keras 3"):
