@@ -158,8 +158,8 @@ def _import_backend_quietly() -> None:
     """Import Keras and its backend now, with TensorFlow's start-up noise off."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with _c_stderr_discarded():
-        from customlayers import _compat  # noqa: F401  (imports keras)
-        if _compat.BACKEND == "tensorflow":
+        from customlayers._keras import BACKEND  # imports keras
+        if BACKEND == "tensorflow":
             import tensorflow as tf
             tf.config.list_logical_devices()  # device start-up logs too
 

@@ -16,9 +16,9 @@ import pytest
 import bench_adapters
 import bench_matrix as matrix
 
-from customlayers import _compat
+from customlayers import _keras
 
-if _compat.KERAS_MAJOR < 3:  # pragma: no cover
+if _keras.KERAS_MAJOR < 3:  # pragma: no cover
     pytest.skip("LoRA and quantization need Keras 3", allow_module_level=True)
 
 SHAPE = matrix.GATE_DENSE_SHAPE

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from customlayers import quantization as q
-from customlayers._compat import keras, ops
+from customlayers._keras import keras, ops
 
 SUPPORTED_MODES = ("int8", "int4", "float8")
 

@@ -20,6 +20,7 @@ refuses an unsupported one), ``register_serializable``, ``add_sum_variable``,
 
 from __future__ import annotations
 
+import inspect
 import os
 
 
@@ -161,16 +162,28 @@ def relu_argument(value):
 
 
 
+#: Whether Keras's own Dense takes ``quantization_config`` (and lists it in
+#: its config): Keras 3.15.1's does, 3.12.1's (the newest Keras on Python
+#: 3.10, tox env py310) does not. Asked of the signature, not of a version
+#: number, so that the Keras release that added it need not be known.
+DENSE_TAKES_QUANTIZATION_CONFIG = KERAS_MAJOR >= 3 and (
+    "quantization_config"
+    in inspect.signature(keras.layers.Dense.__init__).parameters)
+
+
 def dense_config_extras(layer) -> dict:
     """Keys Keras's own Dense puts in its config beyond the arguments both
     versions list: Keras 2's Dense also lists ``activity_regularizer``;
-    Keras 3's lists ``quantization_config`` (serialized, ``None`` too) and,
-    when LoRA is on, ``lora_rank`` and ``lora_alpha``."""
+    Keras 3's lists ``quantization_config`` (serialized, ``None`` too;
+    where it takes one, see DENSE_TAKES_QUANTIZATION_CONFIG) and, when LoRA
+    is on, ``lora_rank`` and ``lora_alpha``."""
     if KERAS_MAJOR < 3:  # pragma: no cover
         return {"activity_regularizer": keras.regularizers.serialize(
             layer.activity_regularizer)}
-    extras = {"quantization_config": keras.saving.serialize_keras_object(
-        layer.quantization_config)}
+    extras = {}
+    if DENSE_TAKES_QUANTIZATION_CONFIG:
+        extras["quantization_config"] = keras.saving.serialize_keras_object(
+            layer.quantization_config)
     if layer.lora_rank:
         extras.update(lora_rank=layer.lora_rank, lora_alpha=layer.lora_alpha)
     return extras

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numbers
 
-from customlayers import _compat
-from customlayers._compat import KERAS_MAJOR, keras, ops
+from customlayers._keras import (KERAS_MAJOR, KERAS_VERSION,
+                                 dense_config_extras, dense_inputs, keras, ops,
+                                 register_serializable, shape_as_tuple)
 
 if KERAS_MAJOR >= 3:
     from customlayers._dense_quantized import DenseQuantizationMixin as _Base
@@ -29,7 +30,7 @@ def _needs_keras3(what):
     if KERAS_MAJOR < 3:  # pragma: no cover
         raise NotImplementedError(
             f"customlayers.Dense: {what} needs Keras 3; this is Keras "
-            f"{_compat.KERAS_VERSION}.")
+            f"{KERAS_VERSION}.")
 
 
 def _validate_rank(rank):
@@ -41,7 +42,7 @@ def _validate_rank(rank):
     return int(rank)
 
 
-@_compat.register_serializable()
+@register_serializable()
 class Dense(_Base, keras.layers.Layer):
     """A densely-connected layer: ``activation(inputs @ kernel + bias)``.
 
@@ -162,7 +163,7 @@ class Dense(_Base, keras.layers.Layer):
                     self.kernel_constraint),
                 "bias_constraint": keras.constraints.serialize(
                     self.bias_constraint),
-                **_compat.dense_config_extras(self),
+                **dense_config_extras(self),
             }
         )
         return config
@@ -180,7 +181,7 @@ class Dense(_Base, keras.layers.Layer):
         return None if KERAS_MAJOR < 3 else self.quantization_mode
 
     def build(self, input_shape):
-        shape = tuple(_compat.shape_as_tuple(input_shape))
+        shape = tuple(shape_as_tuple(input_shape))
         if len(shape) < 2:
             raise ValueError(
                 f'Layer "{self.name}" (Dense) expects inputs of rank >= 2, '
@@ -249,7 +250,7 @@ class Dense(_Base, keras.layers.Layer):
         return kernel
 
     def call(self, inputs, training=None):
-        inputs = _compat.dense_inputs(self, inputs)
+        inputs = dense_inputs(self, inputs)
         return self._bias_and_activation(ops.matmul(inputs, self.kernel))
 
     def _bias_and_activation(self, x):
@@ -260,7 +261,7 @@ class Dense(_Base, keras.layers.Layer):
         return x
 
     def compute_output_shape(self, input_shape):
-        shape = list(_compat.shape_as_tuple(input_shape))
+        shape = list(shape_as_tuple(input_shape))
         shape[-1] = self.units
         return tuple(shape)
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from customlayers._compat import keras, ops
+from customlayers._keras import keras, ops
 
 #: The largest finite float8 values (``ml_dtypes.finfo(...).max``).
 E4M3_MAX = 448.0

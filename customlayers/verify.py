@@ -170,7 +170,7 @@ def run(profile="ci", json_path=None, cases=None, policies=None, modes=None,
     """
     import hypothesis
 
-    from customlayers._compat import BACKEND, KERAS_VERSION
+    from customlayers._keras import BACKEND, KERAS_VERSION
     from customlayers.testing import report as rpt
     from customlayers.testing.backends import MODES
     from customlayers.testing.battery import items, run_item

@@ -21,7 +21,7 @@ def pytest_configure(config):
 def pytest_report_header(config):
     import hypothesis
 
-    from customlayers._compat import BACKEND, KERAS_VERSION, keras
+    from customlayers._keras import BACKEND, KERAS_VERSION, keras
     profile = config.getoption("hypothesis_profile", default=None) or \
         "ci (the default here)"
     return [f"customlayers: keras {KERAS_VERSION} ({keras.__name__}), "

@@ -41,7 +41,7 @@ def with_gradient(forward, backward):
     suite checks the values and gradients are unchanged. JAX differentiates
     ``backward`` itself, so second derivatives come out as the built-in's
     (zeros: ``x`` reaches the gradient only through comparisons;
-    tests/property/test_relu_details.py).
+    tests/property/test_relu_gradient_details.py).
 
     The rule is given as a JVP (``jax.custom_jvp``, as jax.nn.relu is), not
     a VJP: every kernel here is elementwise, so its Jacobian is diagonal and

@@ -158,8 +158,8 @@ def _relu6_values(x):
     0)``.) Under XLA, TensorFlow lowers Relu6 to ``Clamp(0, x, 6)``, and
     ``ClipByValue`` lowers to the same HLO; ``maximum`` then ``minimum``
     there gave ``-0.0`` for a lone ``-0.0`` where the clamp gives +0.0
-    (tests/property/test_relu_details.py checks lengths 1..64 in every
-    float dtype and mode)."""
+    (tests/property/test_relu_forward_details.py checks lengths 1..64 in
+    every float dtype and mode)."""
     six = full(x, 6)
     if _in_xla_context():
         return tf.raw_ops.ClipByValue(t=x, clip_value_min=zeros(x),
@@ -204,7 +204,7 @@ def _relu6_forward(x):
     returns ``-0.0`` where the built-in's Clamp gives ``+0.0``; two attempts
     to keep the clamp's bits and the JVP together failed (XLA's clamp itself
     keeps -0.0 at some lengths), so the forward-mode derivative won and
-    tests/property/test_relu_details.py declares that sign."""
+    tests/property/test_relu_forward_details.py declares that sign."""
     if tf.executing_eagerly():
         return _relu6_values(x)
     # The values from a stopped x: the accumulator then never looks up

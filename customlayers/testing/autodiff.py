@@ -37,7 +37,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from customlayers._compat import BACKEND, to_numpy
+from customlayers._keras import BACKEND
+from customlayers.testing.convert import to_numpy
 
 
 def _np(t):
@@ -118,7 +119,7 @@ def _tf_wrap(fn, mode):
 def _tf_tensor(a):
     import tensorflow as tf
 
-    from customlayers._compat import input_tensor
+    from customlayers.testing.convert import input_tensor
     return tf.convert_to_tensor(input_tensor(np.asarray(a)))
 
 

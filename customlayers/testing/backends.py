@@ -23,7 +23,7 @@ import dataclasses
 
 import numpy as np
 
-from customlayers._compat import BACKEND
+from customlayers._keras import BACKEND
 
 MODES = ("eager", "graph", "compiled")
 
@@ -91,7 +91,7 @@ def _weight_name(v) -> str:
 
 
 def _to_numpy(t) -> np.ndarray:
-    from customlayers._compat import to_numpy
+    from customlayers.testing.convert import to_numpy
     return to_numpy(t)
 
 
@@ -154,7 +154,7 @@ def _tf_forward_backward(layer, x, upstream, mode):
         fn = tf.function(fn, autograph=False)
     elif mode == "compiled":
         fn = tf.function(fn, autograph=False, jit_compile=True)
-    from customlayers._compat import input_tensor
+    from customlayers.testing.convert import input_tensor
     xt = tf.convert_to_tensor(input_tensor(x))
     gt = None if upstream is None else tf.convert_to_tensor(
         input_tensor(upstream))

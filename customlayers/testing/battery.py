@@ -100,9 +100,9 @@ def _subset(wanted, available):
 def items(case, policies=None, modes=None) -> list:
     """Every :class:`Item` the battery runs for ``case``, restricted to
     ``policies`` and ``modes`` when given (else the case's own, else all)."""
-    from customlayers import _compat
     from customlayers.testing import properties as props
     from customlayers.testing.backends import MODES, supported_modes
+    from customlayers.testing.saving import SAVE_FORMATS
     from customlayers.testing.strategies import POLICIES
 
     policies = list(policies or case.policies or POLICIES)
@@ -117,7 +117,7 @@ def items(case, policies=None, modes=None) -> list:
         out.append(Item("lazy_build", case, policy))
     for policy in _subset(CONFIG_POLICIES, policies):
         out.append(Item("config", case, policy))
-    for fmt in (f for f in _compat.SAVE_FORMATS if f in case.save_formats):
+    for fmt in (f for f in SAVE_FORMATS if f in case.save_formats):
         for policy in _subset(SAVING_POLICIES, policies):
             out.append(Item("saving", case, policy, fmt=fmt,
                             skip=lambda f=fmt: case.save_unsupported(f)))

@@ -12,8 +12,7 @@ from __future__ import annotations
 import types
 
 import customlayers
-from customlayers import _compat
-from customlayers._compat import keras
+from customlayers._keras import BACKEND, DENSE_UNITS_ONLY_KERAS2_ACCEPTS, keras
 from customlayers.testing import strategies as cst
 from customlayers.testing.declarations import (ErrorInput, KnownDifference,
                                                LayerCase)
@@ -56,19 +55,19 @@ DENSE = LayerCase(
     exact=True,
     error_inputs=tuple(
         _refused("units", u) for u in (0, -1, -64, 2.5, None, "8")
-        if u not in _compat.DENSE_UNITS_ONLY_KERAS2_ACCEPTS) + (
+        if u not in DENSE_UNITS_ONLY_KERAS2_ACCEPTS) + (
         _refused("units", True, False,
                  "a bool is not a number of units (Keras accepts it as 1)"),
     ) + tuple(
         _refused("units", u, False, "Keras 2 accepts it through int(units); "
                  "Keras 3 and customlayers.Dense refuse it")
-        for u in _compat.DENSE_UNITS_ONLY_KERAS2_ACCEPTS),
+        for u in DENSE_UNITS_ONLY_KERAS2_ACCEPTS),
     example_kwargs={"units": 1},
 )
 
 def _tensorflow_eager_or_graph(policy: str, mode: str) -> bool:
     """Where TensorFlow's own (non-XLA) ReLU kernels run."""
-    return _compat.BACKEND == "tensorflow" and mode in ("eager", "graph")
+    return BACKEND == "tensorflow" and mode in ("eager", "graph")
 
 
 _RELU_SIGN_OF_ZERO = KnownDifference(

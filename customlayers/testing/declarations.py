@@ -370,7 +370,7 @@ class LayerCase:
         on this Keras and backend (``None`` if it can)."""
         if fmt not in self.save_formats:
             return f"{self.name} declares save_formats={self.save_formats}"
-        from customlayers._compat import save_format_unsupported
+        from customlayers.testing.saving import save_format_unsupported
         return save_format_unsupported(
             fmt, layer=self.reference(**self.plain_kwargs()))
 

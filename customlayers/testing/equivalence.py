@@ -22,9 +22,10 @@ import dataclasses
 
 import numpy as np
 
-from customlayers._compat import (BACKEND, KERAS_VERSION, apply_constraint,
-                                  input_tensor, to_numpy)
+from customlayers._keras import BACKEND, KERAS_VERSION
 from customlayers.testing import artifacts, backends
+from customlayers.testing.convert import (apply_constraint, input_tensor,
+                                         to_numpy)
 from customlayers.testing.expectations import Ledger, Scope, compare_expected
 from customlayers.testing.numerics import Comparison
 from customlayers.testing.tolerances import tolerance_for
@@ -65,7 +66,7 @@ class EquivalenceReport:
 
 
 def _policy_name(layer) -> str:
-    from customlayers._compat import dtype_policy
+    from customlayers._keras import dtype_policy
     policy = dtype_policy(layer)
     return getattr(policy, "name", None) or str(layer.dtype)
 

@@ -48,7 +48,8 @@ import dataclasses
 
 import numpy as np
 
-from customlayers._compat import BACKEND, keras, to_numpy
+from customlayers._keras import BACKEND, keras
+from customlayers.testing.convert import to_numpy
 
 
 @dataclasses.dataclass

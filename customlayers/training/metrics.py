@@ -21,14 +21,14 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from customlayers import _compat
-from customlayers._compat import keras, ops
+from customlayers._keras import (add_sum_variable, keras, ops,
+                                 register_serializable)
 from customlayers._progress import Progress
 
 __all__ = ["BatchLoss", "StepLossRecorder", "ProgressCallback"]
 
 
-@_compat.register_serializable()
+@register_serializable()
 class BatchLoss(keras.metrics.Metric):
     """The loss of the *current* batch only (not the epoch's running mean).
 
@@ -49,8 +49,8 @@ class BatchLoss(keras.metrics.Metric):
         self.loss_fn = loss_fn or (
             lambda y, logits: keras.losses.sparse_categorical_crossentropy(
                 y, logits, from_logits=True))
-        self.batch_sum = _compat.add_sum_variable(self, "sum")
-        self.batch_count = _compat.add_sum_variable(self, "count")
+        self.batch_sum = add_sum_variable(self, "sum")
+        self.batch_count = add_sum_variable(self, "count")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         if sample_weight is not None:

@@ -25,8 +25,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from customlayers import _compat
-from customlayers._compat import keras
+from customlayers._keras import BACKEND, KERAS_VERSION, keras
 from customlayers.training.data import epoch_permutations, prepare_mnist
 from customlayers.training.metrics import BatchLoss, ProgressCallback, StepLossRecorder
 from customlayers.training.report import PlotUnavailableError, format_results_table, plot_losses
@@ -42,11 +41,11 @@ def _versions() -> dict:
     import customlayers
 
     versions = {"customlayers": customlayers.__version__,
-                "keras": _compat.KERAS_VERSION,
-                "backend": _compat.BACKEND,
+                "keras": KERAS_VERSION,
+                "backend": BACKEND,
                 "numpy": np.__version__,
                 "python": sys.version.split()[0]}
-    if _compat.BACKEND == "tensorflow":
+    if BACKEND == "tensorflow":
         import tensorflow as tf
         versions["tensorflow"] = tf.__version__
     return versions

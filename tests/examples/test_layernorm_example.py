@@ -15,14 +15,14 @@ import textwrap
 import keras
 import pytest
 
-from customlayers import _compat
+from customlayers import _keras
 
 EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "..", "examples",
                        "layernorm")
 EXAMPLE = os.path.abspath(EXAMPLE)
 
 pytestmark = pytest.mark.skipif(
-    _compat.KERAS_MAJOR < 3,
+    _keras.KERAS_MAJOR < 3,
     reason="the example layer is written for Keras 3 (keras.ops, "
            "keras.saving); this env runs Keras 2")
 

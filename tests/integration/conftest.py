@@ -1,5 +1,7 @@
-"""Shared by the integration suites: what "MNIST unavailable" means, and the
-MNIST data fixtures (real, synthetic, the wheel, stubbed network sources).
+"""Shared by the integration suites: what "MNIST unavailable" means, the
+MNIST data fixtures (real, synthetic, the wheel, stubbed network sources) and
+the training fixtures (``mnist`` prepared for training, the 5-epoch
+``graph_run``), session-scoped so that the training files share them.
 
 By default a suite that needs real MNIST is skipped, with the loader's
 message, when no source can provide it. With ``CUSTOMLAYERS_REQUIRE_MNIST=1``
@@ -106,3 +108,35 @@ def wheel_serves(monkeypatch, synthetic_mnist):
     monkeypatch.setattr(ds.keras_source, "fetch", _failing(calls, "keras"))
     monkeypatch.setattr(ds.wheel, "fetch", wheel_ok)
     return calls
+
+
+# --------------------------------------------------------------------------
+# Training (test_training_*.py)
+# --------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def mnist(mnist_unavailable):
+    """Real MNIST as the tutorial feeds it (``training.prepare_mnist``);
+    skipped, or failed, as ``mnist_unavailable`` says when no source has it.
+    Session-scoped, like ``graph_run``: the training files share one load."""
+    from customlayers import training
+    from customlayers.datasets import DataIntegrityError, \
+        MNISTUnavailableError
+    try:
+        return training.prepare_mnist()
+    except (MNISTUnavailableError, DataIntegrityError) as err:
+        mnist_unavailable(err)
+
+
+@pytest.fixture(scope="session")
+def graph_run(mnist, tmp_path_factory):
+    """The tutorial's run: 5 epochs, batch 32, both models; TF graph (jit
+    on JAX, see GRAPH_RUN_JIT). Session-scoped: test_training_trajectory.py
+    and test_training_saving.py share this one 5-epoch run (about a
+    minute on 2 cores)."""
+    from customlayers import training
+    from tests.integration.training_helpers import GRAPH_RUN_JIT, SEED
+    return training.train_side_by_side(
+        epochs=5, batch_size=32, seed=SEED,
+        out_dir=tmp_path_factory.mktemp("graph_run"),
+        jit_compile=GRAPH_RUN_JIT, progress=False, data=mnist)

@@ -25,14 +25,14 @@ import numpy as np
 import pytest
 
 # --- customlayers edit 2: Keras 3 and TensorFlow only ----------------------
-from customlayers import _compat  # noqa: E402
+from customlayers import _keras  # noqa: E402
 
-if _compat.KERAS_MAJOR < 3:
+if _keras.KERAS_MAJOR < 3:
     pytest.skip(f"Keras's own Dense tests are Keras 3 code (keras.src); this "
-                f"is Keras {_compat.KERAS_VERSION}", allow_module_level=True)
-if _compat.BACKEND != "tensorflow":
+                f"is Keras {_keras.KERAS_VERSION}", allow_module_level=True)
+if _keras.BACKEND != "tensorflow":
     pytest.skip(f"Keras's Dense tests with customlayers.Dense were checked "
-                f"on TensorFlow only; not yet on {_compat.BACKEND}",
+                f"on TensorFlow only; not yet on {_keras.BACKEND}",
                 allow_module_level=True)
 pytest.importorskip("absl", reason="Keras's tests need absl-py")
 from absl.testing import parameterized

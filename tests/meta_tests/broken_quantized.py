@@ -11,7 +11,7 @@ tests/property/test_dense_lora_quantization.py catches each one.
 import numpy as np
 
 from customlayers import Dense
-from customlayers._compat import ops
+from customlayers._keras import ops
 
 
 def _weight_range(config):

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 from hypothesis import strategies as st
 
-from customlayers import _compat
+from customlayers import _keras
 from customlayers.testing import (ErrorInput, KnownDifference, LayerCase,
                                   Tolerance)
 from customlayers.testing import properties as props
@@ -24,7 +24,7 @@ def _variant(layer, **changes):
                                custom=layer, **changes)
 
 
-@pytest.mark.skipif(_compat.BACKEND != "tensorflow",
+@pytest.mark.skipif(_keras.BACKEND != "tensorflow",
                     reason="the sign-of-zero allowance is TensorFlow's "
                            "(eager/graph); elsewhere nothing is relaxed")
 def test_gradient_sign_allowance_does_not_relax_forward_values():
@@ -51,7 +51,7 @@ def test_stale_known_difference_is_reported():
                                init_kwargs=dict(_DEFAULT))
     rec = Recorder()
     prop = props.equivalence_property(case, "float32", "compiled"
-                                      if _compat.BACKEND != "torch"
+                                      if _keras.BACKEND != "torch"
                                       else "eager", rec)
     prop()
     (declared,) = case.known_differences  # named after the case

@@ -11,7 +11,7 @@ import dataclasses
 
 import pytest
 
-from customlayers import _compat
+from customlayers import _keras
 from customlayers.testing import properties as props
 from customlayers.testing.backends import supported_modes
 from customlayers.testing.battery import describe_failure, shrink_budget
@@ -85,7 +85,7 @@ BUGS = [
     PlantedBug("Dense leaves its weights unnamed",
                _variant(DENSE, bl.UnnamedWeightsDense),
                (lambda case: props.saving_property(case, "float32", fmt="h5"))
-               if _compat.KERAS_MAJOR < 3 else
+               if _keras.KERAS_MAJOR < 3 else
                (lambda case: props.lazy_build_property(case, "float32"))),
     PlantedBug("Dense skips the last-dimension check",
                _variant(DENSE, bl.UncheckedLastDimDense),

@@ -10,14 +10,14 @@ import dataclasses
 
 import pytest
 
-from customlayers import _compat
+from customlayers import _keras
 
-if _compat.KERAS_MAJOR < 3:  # pragma: no cover - Keras 2 tox envs
+if _keras.KERAS_MAJOR < 3:  # pragma: no cover - Keras 2 tox envs
     pytest.skip(f"LoRA and quantization need Keras 3; this is Keras "
-                f"{_compat.KERAS_VERSION}", allow_module_level=True)
-if _compat.BACKEND != "tensorflow":  # pragma: no cover
+                f"{_keras.KERAS_VERSION}", allow_module_level=True)
+if _keras.BACKEND != "tensorflow":  # pragma: no cover
     pytest.skip(f"the quantized-equivalence property is TensorFlow only; "
-                f"this run uses {_compat.BACKEND}", allow_module_level=True)
+                f"this run uses {_keras.BACKEND}", allow_module_level=True)
 
 from tests.meta_tests import broken_quantized as bq  # noqa: E402
 from tests.property.test_dense_lora_quantization import \

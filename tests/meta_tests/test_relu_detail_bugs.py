@@ -1,7 +1,8 @@
 """Meta-tests: each test of issue 12 fails for the bug it was written for.
 
-Every fix of issue 12 (tests/property/test_relu_details.py and the dtype
-policy test in tests/property/test_model.py) gets one planted bug here: the
+Every fix of issue 12 (tests/property/test_relu_gradient_details.py,
+test_relu_forward_details.py and the dtype policy test in
+tests/property/test_model.py) gets one planted bug here: the
 layer (or model) the test looks up is replaced by the broken variant, and
 the test must fail with its own assertion. Run with ``-rP`` to see each
 counterexample.
@@ -13,7 +14,9 @@ import pytest
 import customlayers
 from customlayers._keras import BACKEND
 from tests.meta_tests import broken_layers
-from tests.property import test_model, test_relu_details
+from tests.property import (relu_details, test_model,
+                             test_relu_forward_details,
+                             test_relu_gradient_details)
 
 TF = BACKEND == "tensorflow"
 
@@ -43,7 +46,7 @@ def test_second_derivative_test_catches_a_non_differentiable_gradient(
     bug went uncaught in one full-suite run though it was caught whenever
     this file ran alone or after the other meta-tests; the cause was not
     found, so the comparison is exercised on inputs that reach relu6.)"""
-    monkeypatch.setattr(test_relu_details, "CUSTOM_RELU",
+    monkeypatch.setattr(relu_details, "CUSTOM_RELU",
                         broken_layers.NonDifferentiableGradientReLU)
     # On TensorFlow in XLA, where the built-in's first-order relu6 gradient
     # is a select too, so the failure is the second-order one itself.
@@ -52,13 +55,13 @@ def test_second_derivative_test_catches_a_non_differentiable_gradient(
     x = np.array([[-1.0, 0.0, 2.5, 6.0, 7.0]], "float32")
     g = np.array([[0.5, -1.0, 1.5, 2.0, -0.25]], "float32")
     v = np.array([[1.0, 0.5, -2.0, 0.75, 3.0]], "float32")
-    custom, builtin = test_relu_details._pair(cfg, "float32")
-    got = test_relu_details._second_order(custom, x, g, v, mode)
-    want = test_relu_details._second_order(builtin, x, g, v, mode)
+    custom, builtin = relu_details.pair(cfg, "float32")
+    got = relu_details.second_order(custom, x, g, v, mode)
+    want = relu_details.second_order(builtin, x, g, v, mode)
     with pytest.raises(AssertionError) as caught:
         for name, a, b in zip(("d/dx", "d2/dx2 . v", "d/dg (d/dx . v)"),
                               got, want):
-            test_relu_details._compare(f"{name} {cfg} {mode}", a, b)
+            relu_details.compare(f"{name} {cfg} {mode}", a, b)
     assert "d2/dx2" in str(caught.value) or "d/dg" in str(caught.value), \
         caught.value
     print(f"planted NonDifferentiableGradientReLU caught ({mode}):\n"
@@ -68,9 +71,10 @@ def test_second_derivative_test_catches_a_non_differentiable_gradient(
 @pytest.mark.parametrize("dtype", ["int32", "uint8"])
 def test_integer_test_catches_a_leaky_relu_that_keeps_the_int_dtype(
         dtype, monkeypatch):
-    monkeypatch.setattr(test_relu_details, "CUSTOM_RELU",
+    monkeypatch.setattr(relu_details, "CUSTOM_RELU",
                         broken_layers.IntegerLeakyReLU)
-    test = test_relu_details.test_integer_and_bool_inputs_match_the_builtin
+    test = (test_relu_forward_details
+            .test_integer_and_bool_inputs_match_the_builtin)
     caught = _expect_failure(
         lambda: test(cfg={"negative_slope": 0.5}, dtype=dtype, mode="eager"))
     print(f"planted IntegerLeakyReLU caught ({dtype}):\n{caught}")
@@ -83,10 +87,10 @@ def test_integer_test_catches_a_leaky_relu_that_keeps_the_int_dtype(
 @pytest.mark.parametrize("mode", ["eager", "graph"])
 def test_nonfinite_gradient_test_catches_a_select_relu6_gradient(
         mode, monkeypatch):
-    monkeypatch.setattr(test_relu_details, "CUSTOM_RELU",
+    monkeypatch.setattr(relu_details, "CUSTOM_RELU",
                         broken_layers.SelectRelu6GradReLU)
     caught = _expect_failure(
-        lambda: test_relu_details
+        lambda: test_relu_gradient_details
         .test_nonfinite_upstream_gradients_match_the_builtin(
             dtype="float32", mode=mode))
     print(f"planted SelectRelu6GradReLU caught ({mode}):\n{caught}")
@@ -94,10 +98,11 @@ def test_nonfinite_gradient_test_catches_a_select_relu6_gradient(
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
 def test_sign_of_zero_test_catches_a_relu6_that_drops_it(dtype, monkeypatch):
-    monkeypatch.setattr(test_relu_details, "CUSTOM_RELU",
+    monkeypatch.setattr(relu_details, "CUSTOM_RELU",
                         broken_layers.UnsignedZeroRelu6ReLU)
     caught = _expect_failure(
-        lambda: test_relu_details.test_relu6_forward_keeps_the_sign_of_zero(
+        lambda: test_relu_forward_details
+        .test_relu6_forward_keeps_the_sign_of_zero(
             cfg={"max_value": 6}, dtype=dtype, mode="eager"))
     # TensorFlow: -0.0 becomes +0.0 (and NaN becomes 0). JAX's own relu6
     # gives +0.0 for a short -0.0 input too, so there the NaN it swallows

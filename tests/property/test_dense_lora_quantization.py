@@ -28,17 +28,17 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 import customlayers
-from customlayers import _compat
+from customlayers import _keras
 
-if _compat.KERAS_MAJOR < 3:  # pragma: no cover - Keras 2 tox envs
+if _keras.KERAS_MAJOR < 3:  # pragma: no cover - Keras 2 tox envs
     pytest.skip(f"LoRA and quantization need Keras 3; this is Keras "
-                f"{_compat.KERAS_VERSION}", allow_module_level=True)
-if _compat.BACKEND != "tensorflow":  # pragma: no cover
+                f"{_keras.KERAS_VERSION}", allow_module_level=True)
+if _keras.BACKEND != "tensorflow":  # pragma: no cover
     pytest.skip(f"the quantized-equivalence checker takes gradients with "
-                f"tf.GradientTape; this run uses {_compat.BACKEND}",
+                f"tf.GradientTape; this run uses {_keras.BACKEND}",
                 allow_module_level=True)
 
-from customlayers._compat import keras  # noqa: E402
+from customlayers._keras import keras  # noqa: E402
 from customlayers.testing.quantized import \
     assert_quantized_equivalent  # noqa: E402
 

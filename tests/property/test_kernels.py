@@ -24,11 +24,11 @@ from hypothesis import strategies as st
 
 from customlayers import backend
 from customlayers._keras import BACKEND, ops
-from customlayers.testing.convert import (float64_unavailable, input_tensor,
-                                         to_numpy)
+from customlayers.testing.convert import input_tensor, to_numpy
 from customlayers.testing import strategies as cst
-from customlayers.testing.backends import MODES, supported_modes, torch_on_cuda
+from customlayers.testing.backends import MODES, torch_on_cuda
 from customlayers.testing.numerics import compare_arrays
+from tests.params import dtype_param, mode_param
 
 DTYPES = ("float16", "bfloat16", "float32", "float64")
 TF = BACKEND == "tensorflow"
@@ -90,22 +90,9 @@ def _elementary(x, g):
     return y, backend.relu_backward_elementary(x, y, g)
 
 
-def _dtype_param(dtype):
-    reason = float64_unavailable(needs_matmul=False) \
-        if dtype == "float64" else None
-    marks = [pytest.mark.skip(reason=f"float64 kernel check: {reason}")] \
-        if reason else []
-    return pytest.param(dtype, marks=marks, id=dtype)
-
-
-def _mode_param(mode):
-    reason = supported_modes()[mode]
-    marks = [pytest.mark.skip(reason=reason)] if reason else []
-    return pytest.param(mode, marks=marks, id=mode)
-
-
-@pytest.mark.parametrize("mode", [_mode_param(m) for m in MODES])
-@pytest.mark.parametrize("dtype", [_dtype_param(d) for d in DTYPES])
+@pytest.mark.parametrize("mode", [mode_param(m) for m in MODES])
+@pytest.mark.parametrize("dtype", [dtype_param(d, "float64 kernel check")
+                                   for d in DTYPES])
 @given(data=st.data())
 def test_relu_kernel_computes_the_elementary_formula(dtype, mode, data):
     shape = cst.draw_shape(data, min_rank=1, max_rank=3, max_dim=64)
@@ -171,7 +158,8 @@ def _aten_clamp_and_formula(which):
 
 @_TORCH_ONLY
 @pytest.mark.parametrize("which", ["relu6", "clip"])
-@pytest.mark.parametrize("dtype", [_dtype_param(d) for d in DTYPES])
+@pytest.mark.parametrize("dtype", [dtype_param(d, "float64 ATen clamp check")
+                                   for d in DTYPES])
 @given(data=st.data())
 def test_aten_clamps_compute_the_elementary_formula(which, dtype, data):
     """On torch, relu6's and clip's *values* come from the ATen clamps the

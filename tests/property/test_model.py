@@ -11,17 +11,11 @@ from hypothesis import strategies as st
 import customlayers
 from customlayers._keras import dtype_policy, keras
 from customlayers.testing import CASES, assert_equivalent
-from customlayers.testing.backends import supported_modes
 from customlayers.testing.convert import (float64_unavailable, input_tensor,
                                           to_numpy)
 from customlayers.testing.saving import save_model
 from customlayers.testing.strategies import draw_array, input_dtype
-
-
-def _mode_param(mode):
-    reason = supported_modes()[mode]
-    marks = [pytest.mark.skip(reason=reason)] if reason else []
-    return pytest.param(mode, marks=marks, id=mode)
+from tests.params import mode_param
 
 
 def _model_differences():
@@ -36,7 +30,7 @@ def _model_differences():
 
 @settings(max_examples=10)
 @given(data=st.data())
-@pytest.mark.parametrize("mode", [_mode_param(m) for m in ("eager",
+@pytest.mark.parametrize("mode", [mode_param(m) for m in ("eager",
                                                            "compiled")])
 def test_model_matches_its_builtin_twin(mode, data):
     hidden = data.draw(st.integers(1, 32), label="hidden_units")
@@ -90,7 +84,7 @@ def _policy_param(policy):
 MODEL = customlayers.MyModel
 
 
-@pytest.mark.parametrize("mode", [_mode_param(m) for m in ("eager",
+@pytest.mark.parametrize("mode", [mode_param(m) for m in ("eager",
                                                            "compiled")])
 @pytest.mark.parametrize("policy", [_policy_param(p) for p in POLICIES])
 def test_twin_is_bit_exact_under_every_dtype_policy(policy, mode):

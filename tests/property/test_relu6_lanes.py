@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 
 from customlayers.testing import strategies as cst
-from tests.property.test_relu_details import (DTYPE_PARAMS, MODE_PARAMS, TF,
-                                              _cfg_id, _compare, _pair,
-                                              _second_order, _tf_flushes)
+from tests.property.relu_details import (DTYPE_PARAMS, MODE_PARAMS, TF,
+                                        cfg_id, compare, pair, second_order,
+                                        tf_flushes)
 
 #: Lane boundaries of 4-, 8-, 16- and 32-wide vectors, both sides.
 _BOUNDARY_LENGTHS = (1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64)
@@ -43,24 +43,24 @@ _PATTERN = np.array([np.nan, 0.0, -1.5, 2.5, 6.0, 7.0, np.nan, np.inf,
 @pytest.mark.parametrize("cfg", [{"max_value": 6},
                                  {"max_value": 6, "negative_slope": 0.25},
                                  {"max_value": 2.5}],
-                         ids=_cfg_id)
+                         ids=cfg_id)
 def test_relu6_gradient_at_nonfinite_inputs_matches_for_every_length(
         cfg, dtype, mode):
     lengths = _lengths(mode)
     print(f"{cfg}, {dtype}, {mode}, lengths {list(lengths)}, pattern "
           f"{_PATTERN.tolist()} (rolled by the length)")
-    custom, builtin = _pair(cfg, dtype)
+    custom, builtin = pair(cfg, dtype)
     np_dtype = cst.np_dtype(dtype)
     failures = []
     for n in lengths:
         x = np.resize(np.roll(_PATTERN, n), n).astype(np_dtype)
         x[n - 1] = np.nan  # always one in the last lane (a scalar tail)
         g = (0.5 + (np.arange(n) % 7) / 8).astype(np_dtype)
-        got = _second_order(custom, x, g, np.ones_like(g), mode)[0]
-        want = _second_order(builtin, x, g, np.ones_like(g), mode)[0]
+        got = second_order(custom, x, g, np.ones_like(g), mode)[0]
+        want = second_order(builtin, x, g, np.ones_like(g), mode)[0]
         try:
-            _compare(f"relu6 input gradient, length {n}", got, want,
-                     flush_subnormals=_tf_flushes(mode))
+            compare(f"relu6 input gradient, length {n}", got, want,
+                     flush_subnormals=tf_flushes(mode))
         except AssertionError as e:
             failures.append(str(e))
     assert not failures, (f"{len(failures)} of {len(lengths)} lengths differ "

@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from customlayers import _compat
+from customlayers._keras import BACKEND
 from customlayers.testing import strategies as cst
 from customlayers.testing.profiles import base_settings
 from customlayers.testing.expectations import Scope
@@ -55,7 +55,7 @@ def _make(case, kwargs, policy, factory=None):
 
 def _scope(policy, mode, kwargs=None, x=None):
     from customlayers.testing.backends import device
-    return Scope(backend=_compat.BACKEND, policy=policy, mode=mode,
+    return Scope(backend=BACKEND, policy=policy, mode=mode,
                  device=device(), kwargs=dict(kwargs or {}), x=x)
 
 

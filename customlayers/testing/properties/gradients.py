@@ -8,10 +8,10 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from customlayers import _compat
-from customlayers._compat import to_numpy
+from customlayers._keras import BACKEND, KERAS_VERSION, variable_name
 from customlayers.testing import strategies as cst
 from customlayers.testing.backends import forward_backward
+from customlayers.testing.convert import float64_unavailable, to_numpy
 from customlayers.testing.equivalence import (build_pair, fact_check)
 from customlayers.testing.expectations import compare_expected
 from customlayers.testing.report import PROCESS
@@ -122,7 +122,7 @@ def numeric_gradient_unavailable(case) -> str | None:
     torch: the output dtype alone let a float32 central difference through,
     1.5e-7 off). The harness cannot see which ops a layer uses, so on such a
     backend the property is skipped for every case, with this reason."""
-    reason = _compat.float64_unavailable(needs_matmul=True)
+    reason = float64_unavailable(needs_matmul=True)
     if reason:
         return reason
     kwargs = case.smooth_kwargs(case.plain_kwargs())
@@ -135,7 +135,7 @@ def numeric_gradient_unavailable(case) -> str | None:
         return (f"the reference could not run in float64 here "
                 f"({type(exc).__name__}: {exc})")
     if y.dtype != np.float64:
-        return (f"keras {_compat.KERAS_VERSION} on {_compat.BACKEND}: "
+        return (f"keras {KERAS_VERSION} on {BACKEND}: "
                 f"{type(reference).__name__} returns {y.dtype} for a float64 "
                 "input, so a float64 central difference cannot apply (the "
                 "reference itself does not compute in float64 here)")
@@ -156,7 +156,7 @@ def _built_pair(case, policy, kwargs, x, seed):
 
 
 def _weight_names(layer):
-    return [_compat.variable_name(w).split("/")[-1]
+    return [variable_name(w).split("/")[-1]
             for w in layer.trainable_weights]
 
 

@@ -9,9 +9,8 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from customlayers import _compat
-from customlayers._compat import to_numpy
 from customlayers.testing import strategies as cst
+from customlayers.testing.convert import input_tensor, to_numpy
 from customlayers.testing.equivalence import (build_pair, fact_check)
 from customlayers.testing.expectations import compare_expected
 from customlayers.testing.report import PROCESS
@@ -37,7 +36,7 @@ def check_error_input(case, good_kwargs, error, recorder=PROCESS):
         def run():
             layer = factory(**kwargs)
             if error.input_shape is not None:
-                layer(_compat.input_tensor(
+                layer(input_tensor(
                     np.ones(error.input_shape, "float32")))
         return run
 
@@ -142,7 +141,7 @@ def check_input_dtype(case, kwargs, x, seed, recorder=PROCESS):
 
 def _value_or_error(layer, x):
     try:
-        return "ok", to_numpy(layer(_compat.input_tensor(x)))
+        return "ok", to_numpy(layer(input_tensor(x)))
     except Exception as exc:  # noqa: BLE001 - compared with the reference
         return "error", exc
 

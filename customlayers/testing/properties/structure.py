@@ -8,12 +8,13 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from customlayers import _compat
-from customlayers._compat import keras, to_numpy
+from customlayers._keras import keras, variable_name
 from customlayers.testing import strategies as cst
+from customlayers.testing.convert import input_tensor, to_numpy
 from customlayers.testing.equivalence import fact_check
 from customlayers.testing.expectations import compare_expected
 from customlayers.testing.report import PROCESS
+from customlayers.testing.saving import load_model, save_model, save_path
 
 from customlayers.testing.properties._base import (_draw_setup, _make, _scope, _settings, draw_input)
 
@@ -23,7 +24,7 @@ from customlayers.testing.properties._base import (_draw_setup, _make, _scope, _
 def _outcome(layer, x):
     """``("ok", output shape)`` or ``("error", exception)``."""
     try:
-        return "ok", tuple(to_numpy(layer(_compat.input_tensor(x))).shape)
+        return "ok", tuple(to_numpy(layer(input_tensor(x))).shape)
     except Exception as exc:  # noqa: BLE001 - compared with the reference
         return "error", exc
 
@@ -44,8 +45,8 @@ def check_lazy_build(case, policy, kwargs, first_shape, call_shapes, wrong,
     want = [tuple(w.shape) for w in reference.weights]
     assert got == want, (f"weight shapes after build({build_shape}): "
                          f"custom {got}, reference {want}")
-    names = [_compat.variable_name(w) for w in layer.weights]
-    ref_names = [_compat.variable_name(w) for w in reference.weights]
+    names = [variable_name(w) for w in layer.weights]
+    ref_names = [variable_name(w) for w in reference.weights]
     assert names == ref_names, (
         f"weight names differ: custom {names}, reference {ref_names}")
     before = [np.asarray(w).copy() for w in layer.get_weights()]
@@ -163,7 +164,7 @@ def check_config(case, policy, kwargs, x, recorder=PROCESS):
     assert got == mine, (
         f"{type(layer).__name__} built from the reference's config has "
         f"config\n  {got}\nexpected\n  {mine}")
-    x = _compat.input_tensor(x)
+    x = input_tensor(x)
     layer(x)
     clone(x)
     clone.set_weights(layer.get_weights())
@@ -223,10 +224,10 @@ def check_saving(case, policy, fmt, kwargs, x, seed, recorder=PROCESS):
                                          model.get_weights()))
     before = to_numpy(model(x))
     with tempfile.TemporaryDirectory() as tmp:
-        path = _compat.save_path(tmp, fmt)
+        path = save_path(tmp, fmt)
         try:
-            _compat.save_model(model, path, fmt)
-            loaded = _compat.load_model(path, fmt)
+            save_model(model, path, fmt)
+            loaded = load_model(path, fmt)
         except Exception as exc:  # noqa: BLE001 - report, do not crash
             raise AssertionError(
                 f"{label} round trip of {case.name}({kwargs}) failed "
@@ -236,8 +237,8 @@ def check_saving(case, policy, fmt, kwargs, x, seed, recorder=PROCESS):
             assert type(inner) is type(layer), (
                 f"loaded layer is {type(inner).__name__}, expected "
                 f"{type(layer).__name__}")
-            names = [_compat.variable_name(w) for w in inner.weights]
-            want = [_compat.variable_name(w) for w in layer.weights]
+            names = [variable_name(w) for w in inner.weights]
+            want = [variable_name(w) for w in layer.weights]
             assert names == want, (
                 f"weight names after the {label} round trip: {names}, "
                 f"expected {want}")

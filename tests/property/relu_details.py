@@ -1,0 +1,153 @@
+"""Shared by the ReLU detail tests (test_relu_gradient_details.py,
+test_relu_forward_details.py, issue 12): the layer under test, the
+configurations and parameters, the pair of layers, backend tensors, the
+bit-for-bit comparison and the second-order VJP on each backend's autodiff.
+
+Every comparison is bit for bit (NaN positions included) unless a written
+allowance says otherwise. The layer under test is looked up at call time
+(``CUSTOM_RELU`` here, read by :func:`pair` and by the tests as
+``relu_details.CUSTOM_RELU``), so tests/meta_tests/test_relu_detail_bugs.py
+can plant a broken one and show that each detail test fails for it. Draws
+are labelled and the NumPy seeds are drawn (and printed on failure), so a
+failure replays; under the ``ci`` profile the examples are derandomized.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import customlayers
+from customlayers._keras import BACKEND, keras
+from customlayers.testing.backends import MODES
+from customlayers.testing.convert import input_tensor, to_numpy
+from customlayers.testing.numerics import compare_arrays
+from tests.params import dtype_param, mode_param
+
+#: The layer under test (a meta-test replaces it with a planted bug).
+CUSTOM_RELU = customlayers.ReLU
+
+TF = BACKEND == "tensorflow"
+FLOATS = ("float16", "bfloat16", "float32", "float64")
+
+#: One configuration per path of ``keras.layers.ReLU.static_call``.
+CONFIGS = (
+    {},                                             # relu
+    {"max_value": 6},                               # relu6 fast path
+    {"max_value": 3.0},                             # relu + clip
+    {"negative_slope": 0.5},                        # pure leaky
+    {"threshold": 1.0},                             # threshold
+    {"negative_slope": 0.5, "threshold": 1.0},
+    {"negative_slope": 0.5, "max_value": 6},
+    {"negative_slope": 0.5, "max_value": 3.0},
+    {"max_value": 3.0, "threshold": 1.0},
+)
+
+
+def cfg_id(cfg):
+    return ",".join(f"{k}={v}" for k, v in cfg.items()) or "default"
+
+
+MODE_PARAMS = [mode_param(m) for m in MODES]
+DTYPE_PARAMS = [dtype_param(d, "float64") for d in FLOATS]
+
+
+def pair(cfg, dtype):
+    """The layer under test and the built-in, both computing in ``dtype``."""
+    return (CUSTOM_RELU(**cfg, dtype=dtype),
+            keras.layers.ReLU(**cfg, dtype=dtype))
+
+
+def tensor(a):
+    if TF:
+        import tensorflow as tf
+        t = input_tensor(a)
+        return t if isinstance(t, tf.Tensor) else tf.constant(t)
+    if BACKEND == "torch":
+        import torch
+        # On the device Keras computes on (CUDA where there is one), or the
+        # upstream gradient lands on another device than the output.
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        if a.dtype.name == "bfloat16":
+            return torch.tensor(a.astype(np.float32)).to(device, torch.bfloat16)
+        return torch.from_numpy(np.ascontiguousarray(a)).to(device)
+    import jax.numpy as jnp
+    return jnp.asarray(a)
+
+
+def np_or_none(t):
+    return None if t is None else to_numpy(t)
+
+
+def compare(check, custom, builtin, *, flush_subnormals=False,
+             signed_zeros=True):
+    """Both ``None`` (no gradient path), or bit for bit, signs of zero
+    (unless an allowance says otherwise) and NaN positions included."""
+    if isinstance(custom, str) or isinstance(builtin, str):
+        # An exception, described: both sides must fail the same way.
+        assert custom == builtin, (f"{check}: custom {custom!r}, "
+                                   f"built-in {builtin!r}")
+        return
+    if custom is None or builtin is None:
+        assert custom is None and builtin is None, (
+            f"{check}: custom gives {'None' if custom is None else 'values'}"
+            f", built-in gives {'None' if builtin is None else 'values'}:\n"
+            f"custom={custom}\nbuilt-in={builtin}")
+        return
+    out = compare_arrays(check, custom, builtin, tolerance=None,
+                         signed_zeros=signed_zeros,
+                         flush_subnormals=flush_subnormals)
+    assert out.passed, out.describe()
+
+
+def tf_flushes(mode):
+    # TensorFlow runs its CPU kernels with flush-to-zero on some threads and
+    # not others (customlayers/testing/cases.py, _RELU_SUBNORMAL_GRADIENTS):
+    # in eager and graph mode subnormals compare as zero. XLA is strict.
+    return TF and mode != "compiled"
+
+
+def second_order(layer, x, g, v, mode):
+    """``dx = vjp(layer, x)(g)`` and the VJP of ``dx`` with ``v``: with
+    respect to ``x`` (a Hessian-vector product) and to ``g``. ``None`` where
+    the backend's autodiff finds no path."""
+    if TF:
+        import tensorflow as tf
+
+        def run(x, g, v):
+            with tf.GradientTape(persistent=True) as outer:
+                outer.watch([x, g])
+                with tf.GradientTape() as inner:
+                    inner.watch(x)
+                    y = layer(x)
+                dx = inner.gradient(y, x, output_gradients=g)
+            hx, hg = outer.gradient(dx, [x, g], output_gradients=v)
+            return dx, hx, hg
+
+        if mode != "eager":
+            run = tf.function(run, jit_compile=mode == "compiled")
+        return tuple(np_or_none(t) for t in run(tensor(x), tensor(g), tensor(v)))
+    if BACKEND == "jax":
+        import jax
+
+        def dx_of(x, g):
+            _, vjp = jax.vjp(layer, x)
+            return vjp(g)[0]
+
+        def run(x, g, v):
+            dx, vjp2 = jax.vjp(dx_of, x, g)
+            hx, hg = vjp2(v)
+            return dx, hx, hg
+
+        if mode == "compiled":
+            run = jax.jit(run)
+        return tuple(np_or_none(t) for t in run(tensor(x), tensor(g), tensor(v)))
+    import torch
+    xt = tensor(x).requires_grad_(True)
+    gt = tensor(g).requires_grad_(True)
+    (dx,) = torch.autograd.grad(layer(xt), xt, grad_outputs=gt,
+                                create_graph=True)
+    if not dx.requires_grad:
+        return np_or_none(dx), None, None
+    hx, hg = torch.autograd.grad(dx, [xt, gt], grad_outputs=tensor(v),
+                                 allow_unused=True)
+    return np_or_none(dx), np_or_none(hx), np_or_none(hg)
