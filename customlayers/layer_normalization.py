@@ -61,8 +61,10 @@ class LayerNormalization(keras.layers.Layer):
         inv = rsqrt(var + epsilon) * gamma
         y = x * inv + (beta - mean * inv)
 
-    written in the built-in's own order of operations, so that on
-    TensorFlow and JAX the results are bit for bit the built-in's. On
+    written in the built-in's own order of operations, with each backend's
+    own moments (``_moments``: the variance is ``ops.var`` on JAX, as the
+    built-in's ``jnp.var``), so that on TensorFlow and JAX the results are
+    bit for bit the built-in's. On
     TensorFlow that includes the built-in's second derivative: its
     variance (``tf.nn.moments``) stops the gradient through the mean, which
     leaves first derivatives unchanged but drops the mean's term from the
@@ -293,9 +295,12 @@ class LayerNormalization(keras.layers.Layer):
             # which is two-pass, as below).
             return mean, ops.mean(ops.square(x), axis=axis,
                                   keepdims=True) - ops.square(mean)
-        # JAX: jnp.mean and jnp.var, whose gradient flows through the mean.
-        return mean, ops.mean(ops.square(x - mean), axis=axis,
-                              keepdims=True)
+        # JAX: jnp.mean and jnp.var, as the built-in. jnp.var is one jitted
+        # function (its own mean, subtract, square, sum and divide fused by
+        # XLA), so the same arithmetic written out in separate ops rounds
+        # differently (1-2 ULP in outputs and gradients); ops.var is that
+        # function.
+        return mean, ops.var(x, axis=axis, keepdims=True)
 
     def compute_output_shape(self, input_shape):
         self._check_axes(len(input_shape))
