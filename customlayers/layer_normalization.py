@@ -246,9 +246,9 @@ class LayerNormalization(keras.layers.Layer):
             return v
 
         if self.rms_scaling:
-            mean = ops.mean(x, axis=axis, keepdims=True)
-            variance = ops.mean(ops.square(x - mean), axis=axis,
-                                keepdims=True)
+            # The built-in's ops.var (reduce_variance, jnp.var, torch.var),
+            # with its deprecated scaling by the variance.
+            variance = ops.var(x, axis=axis, keepdims=True)
             inv = self._inverse_std(variance)
             outputs = x * inv
             if gamma is not None:

@@ -114,6 +114,22 @@ _TORCH_NONFINITE = KnownDifference(
         "comes out is not compared on torch; finite values are.")
 
 
+_SAVEDMODEL_IS_A_GRAPH = KnownDifference(
+    what="tolerance",
+    checks=("saving/savedmodel",),
+    backends=("tensorflow",),
+    tolerance=Tolerance(rtol=2e-5, atol=2e-5, reason=(
+        "the float32 table's numbers (tolerances.py); float32 is the "
+        "policy the SavedModel round trip runs under")),
+    why="The SavedModel round trip compares the exported graph's output "
+        "with the eager output of the same layer. Grappler rewrites the "
+        "graph's arithmetic (the property suite found it reordering the "
+        "normalisation's sums: 1-64 ULP), so a LayerNormalization's graph "
+        "and eager outputs are not bit-identical -- the built-in's are not "
+        "either; custom vs built-in in graph mode is compared bit for bit "
+        "by the equivalence property. Compared with the float32 table.")
+
+
 def _torch_skip(why):
     return lambda: why if BACKEND == "torch" else None
 _TORCH = BACKEND == "torch"
@@ -146,7 +162,24 @@ LAYER_NORMALIZATION = LayerCase(
     # beside them. NaN and +-inf are still drawn.
     input_range=(-10.0, 10.0) if _TORCH else (-1e4, 1e4),
     smooth_kwargs=_ln_smooth,
-    known_differences=(_TORCH_NONFINITE,) if _TORCH else (),
+    known_differences=(_SAVEDMODEL_IS_A_GRAPH,) + (
+        (_TORCH_NONFINITE,) if _TORCH else ()),
+    # Keras 3's legacy HDF5 loader (legacy/saving/saving_utils.py) drops a
+    # list axis of two or more entries from every layer config (it puts
+    # back only a number or a one-entry list): the built-in and ours come
+    # back normalizing axis -1 (or fail to load their (d1, d2) weights).
+    # Checked by hand on TensorFlow and torch, the same for both layers.
+    save_formats=("keras", "savedmodel"),
+    check_tolerances={"jvp/vjp consistency": Tolerance(
+        rtol=1e-2, atol=1e-4, reason=(
+            "each element of J v and J^T g is a row sum of up to 512 terms "
+            "that cancel by up to rstd = 1/sqrt(var + eps) (1e3 for inputs "
+            "of scale 1e-3 and eps = 1e-6): 512 * u * 1e3 = 3e-2 in the "
+            "worst case; measured 3e-6 to 1.7e-4 of the result in float32, "
+            "and 2e-6 absolute where the sum itself cancels to 5e-5. "
+            "A wrong JVP (a missing mean or variance term) is an O(1) "
+            "relative error; the JVP itself is compared with the "
+            "built-in's bit for bit"))},
     skip_properties={
         "second_order": _torch_skip(
             "on torch the built-in's second derivative raises for center="
