@@ -3,16 +3,17 @@ modes, the CI gate subset) and the names of its groups.
 
 Three implementations are timed side by side in every group:
 
-* ``custom``: ``customlayers.Dense`` / ``customlayers.ReLU``;
-* ``builtin``: ``keras.layers.Dense`` / ``keras.layers.ReLU`` with the same
-  weights and dtype policy;
+* ``custom``: ``customlayers.Dense`` / ``customlayers.ReLU`` /
+  ``customlayers.LayerNormalization``;
+* ``builtin``: ``keras.layers.Dense`` / ``keras.layers.ReLU`` /
+  ``keras.layers.LayerNormalization`` with the same weights and dtype policy;
 * ``bare``: the backend's own op on pre-cast tensors, no Keras in the loop
   (see ``adapters/``).
 
 Passes: ``forward``; ``fwdbwd`` (gradient of ``sum(y * g)`` with respect to the
 input and, for Dense, the kernel and bias; ``g`` is a fixed random cotangent
 passed as an argument, so no compiler can fold the backward pass into a
-reduction); ``train`` (Dense only: the same loss, gradients with respect to
+reduction; for LayerNormalization also gamma and beta); ``train`` (Dense only: the same loss, gradients with respect to
 the weights, and an optimizer update; Keras SGD for the layers, a hand-written
 SGD update for bare).
 
@@ -45,6 +46,14 @@ DENSE_SHAPES = [
 ]
 #: ReLU shapes: the activations of the Dense shapes above.
 RELU_SHAPES = [
+    ((8192, 4096), True),
+    ((32, 64), False),
+    ((1024, 64), False),
+    ((1024, 1024), False),
+]
+#: LayerNormalization shapes (batch, features), normalized over the last
+#: axis: a transformer's activations and the Dense activations above.
+LAYERNORM_SHAPES = [
     ((8192, 4096), True),
     ((32, 64), False),
     ((1024, 64), False),

@@ -20,7 +20,8 @@ def _cases(config):
     gpu = bench_env.has_gpu() or all_shapes
     cases = []
     for layer, shapes in (("dense", matrix.DENSE_SHAPES),
-                          ("relu", matrix.RELU_SHAPES)):
+                          ("relu", matrix.RELU_SHAPES),
+                          ("layernorm", matrix.LAYERNORM_SHAPES)):
         for shape, gpu_only in shapes:
             if gpu_only and not gpu:
                 continue
@@ -28,8 +29,10 @@ def _cases(config):
                 if dt_gpu_only and not gpu:
                     continue
                 for pass_ in matrix.PASSES:
-                    if layer == "relu" and pass_ == "train":
-                        continue  # no weights: nothing for an optimizer
+                    if layer in ("relu", "layernorm") and pass_ == "train":
+                        # relu: no weights; layernorm: two vectors, the
+                        # optimizer step would be all there is to time.
+                        continue
                     for mode in matrix.MODES:
                         if not matrix.mode_available(mode, torch_compile):
                             continue

@@ -36,6 +36,20 @@ def make_layers(layer, shape, policy, seed=0):
         x = rng.standard_normal((batch, fin)).astype("float32")
         g = rng.standard_normal((batch, units)).astype("float32")
         weights = (kernel, bias)
+    elif layer == "layernorm":
+        batch, features = shape
+        gamma = (1.0 + 0.1 * rng.standard_normal((features,))).astype("float32")
+        beta = (0.1 * rng.standard_normal((features,))).astype("float32")
+        custom = customlayers.LayerNormalization(dtype=policy,
+                                                 name="custom_layernorm")
+        builtin = keras.layers.LayerNormalization(dtype=policy,
+                                                  name="builtin_layernorm")
+        for lay in (custom, builtin):
+            lay.build((None, features))
+            lay.set_weights([gamma, beta])
+        x = rng.standard_normal(shape).astype("float32")
+        g = rng.standard_normal(shape).astype("float32")
+        weights = (gamma, beta)
     else:
         custom = customlayers.ReLU(dtype=policy, name="custom_relu")
         builtin = keras.layers.ReLU(dtype=policy, name="builtin_relu")

@@ -1,5 +1,6 @@
 """Role: JAX steps for the three impls (bare: ``x @ W + b`` /
-``jax.nn.relu``), eager or ``jax.jit``; the layers run through ``__call__``
+``jax.nn.relu`` / ``jnp.mean``, ``jnp.var`` and ``lax.rsqrt``), eager or
+``jax.jit``; the layers run through ``__call__``
 in a ``StatelessScope``."""
 
 from __future__ import annotations
@@ -35,6 +36,16 @@ class JaxAdapter:
                 def fwd(p, x_):
                     W, b = p
                     return x_ @ W.astype(cd) + b.astype(cd)
+            elif layer_kind == "layernorm":
+                params = [jnp.asarray(w) for w in weights]  # float32
+
+                def fwd(p, x_):
+                    gamma, beta = p
+                    x32 = x_.astype("float32")
+                    mean = jnp.mean(x32, -1, keepdims=True)
+                    var = jnp.var(x32, -1, keepdims=True)
+                    y = (x32 - mean) * jax.lax.rsqrt(var + 1e-3)
+                    return (y * gamma + beta).astype(x_.dtype)
             else:
                 params = []
 

@@ -1,5 +1,6 @@
 """Role: TensorFlow steps for the three impls (bare: ``tf.nn.bias_add(
-tf.matmul(x, W), b)`` / ``tf.nn.relu``), eager, ``tf.function`` or XLA."""
+tf.matmul(x, W), b)`` / ``tf.nn.relu`` / ``tf.nn.moments`` and
+``tf.nn.batch_normalization``), eager, ``tf.function`` or XLA."""
 
 from __future__ import annotations
 
@@ -46,6 +47,19 @@ class TensorFlowAdapter:
                     Wc = tf.cast(W, cd) if master else W
                     bc = tf.cast(b, cd) if master else b
                     return tf.nn.bias_add(tf.matmul(x_, Wc), bc)
+            elif layer_kind == "layernorm":
+                # tf.nn.moments + tf.nn.batch_normalization in float32
+                # (as the built-in, half-precision inputs are normalized
+                # in float32), cast back.
+                gamma = tf.Variable(weights[0], name="bare_gamma")
+                beta = tf.Variable(weights[1], name="bare_beta")
+                variables = [gamma, beta]
+
+                def fwd(x_):
+                    x32 = tf.cast(x_, "float32")
+                    mean, var = tf.nn.moments(x32, [-1], keepdims=True)
+                    return tf.cast(tf.nn.batch_normalization(
+                        x32, mean, var, beta, gamma, 1e-3), x_.dtype)
             else:
                 variables = []
 

@@ -1,5 +1,6 @@
 """Role: PyTorch steps for the three impls (bare: ``torch.addmm(b, x, W)`` /
-``torch.relu``), eager or ``torch.compile``."""
+``torch.relu`` / ``torch.nn.functional.layer_norm``), eager or
+``torch.compile``."""
 
 from __future__ import annotations
 
@@ -37,6 +38,15 @@ class TorchAdapter:
                 def fwd(x_):
                     W, b = params
                     return torch.addmm(b.to(tcd), x_, W.to(tcd))
+            elif layer_kind == "layernorm":
+                params = [ops.convert_to_tensor(w).detach().requires_grad_(True)
+                          for w in weights]  # float32
+
+                def fwd(x_):
+                    gamma, beta = params
+                    return torch.nn.functional.layer_norm(
+                        x_.float(), gamma.shape, gamma, beta, 1e-3
+                    ).to(x_.dtype)
             else:
                 params = []
 

@@ -153,3 +153,5 @@ RELU = LayerCase(
 #: customlayers' own pairs, by name. Read-only: a user's case is passed to
 #: ``verify.run(cases=[...])`` or the pytest plugin, never added here.
 CASES = types.MappingProxyType({c.name: c for c in (DENSE, RELU)})
+from customlayers.testing.cases_normalization import CASES as _NORMALIZATION  # noqa: E402,E501
+CASES = types.MappingProxyType({**CASES, **_NORMALIZATION})

@@ -1,0 +1,70 @@
+"""Meta-tests: the generic properties catch bugs planted in
+customlayers.LayerNormalization (``broken_normalization.py``), run exactly
+as ``test_planted_bugs.py`` runs the Dense and ReLU ones."""
+
+import dataclasses
+
+import pytest
+from hypothesis import strategies as st
+
+from customlayers.testing.cases_normalization import LAYER_NORMALIZATION
+from tests.meta_tests import broken_normalization as bn
+from tests.meta_tests import test_planted_bugs as planted
+from tests.meta_tests.test_planted_bugs import PlantedBug, _eq, _variant
+
+if LAYER_NORMALIZATION is None:  # pragma: no cover - Keras 2
+    pytest.skip("customlayers.LayerNormalization needs Keras 3",
+                allow_module_level=True)
+
+LN = LAYER_NORMALIZATION
+
+
+def _with_axes(case, axes):
+    """``case`` drawing its axis from ``axes`` only (every other argument
+    as declared)."""
+    def kwargs(data):
+        return {**case.init_kwargs(data),
+                "axis": data.draw(st.sampled_from(axes), label="axis")}
+    return dataclasses.replace(case, init_kwargs=kwargs)
+
+
+def _both_weights(case):
+    def kwargs(data):
+        return {**case.init_kwargs(data), "center": True, "scale": True}
+    return dataclasses.replace(case, init_kwargs=kwargs)
+
+
+BUGS = [
+    PlantedBug("LayerNormalization uses the unbiased variance",
+               _variant(LN, bn.UnbiasedVarianceLN), _eq("float32", "eager")),
+    PlantedBug("LayerNormalization adds epsilon outside the square root",
+               _variant(LN, bn.EpsilonOutsideSqrtLN),
+               _eq("float64", "graph")),
+    PlantedBug("LayerNormalization swaps gamma and beta",
+               _both_weights(_variant(LN, bn.SwappedGammaBetaLN)),
+               _eq("float32", "compiled")),
+    PlantedBug("LayerNormalization reduces over the last listed axis only",
+               _with_axes(_variant(LN, bn.LastAxisOnlyLN),
+                          ([-2, -1], [-3, -2, -1], (-3, -1))),
+               _eq("float32", "eager")),
+    PlantedBug("LayerNormalization autocasts to float16 statistics",
+               _variant(LN, bn.Float16StatisticsLN),
+               _eq("mixed_float16", "eager")),
+]
+
+
+@pytest.mark.parametrize("bug", BUGS, ids=str)
+def test_normalization_bug_is_caught(bug):
+    planted.test_planted_bug_is_caught(bug)
+
+
+def test_every_planted_bug_is_a_real_change():
+    real = LN.custom
+    for bug in BUGS:
+        broken = bug.case.custom
+        assert broken is not real and issubclass(broken, real)
+        own = {n for n, v in vars(broken).items()
+               if hasattr(real, n) and (callable(v) or
+                                        isinstance(v, staticmethod))}
+        assert own - {"__init__"} or broken is bn.Float16StatisticsLN, \
+            f"{broken.__name__} overrides nothing of {real.__name__}"
