@@ -10,7 +10,9 @@ second, mean input elements per example and the rank mix::
     python benchmarks/bench_equivalence.py --modes compiled --examples 20
     python benchmarks/bench_equivalence.py --json out.json
 
-The time includes everything an example costs (drawing, building both
+Wall time and the process's CPU time (all threads) are both reported: on a
+loaded shared machine examples per CPU-second is the steadier measure. The
+time includes everything an example costs (drawing, building both
 layers, tracing or compiling, comparing); the first example of each
 (pair, policy, mode) is included, as in the suite. Run it before and after
 a change back to back on the same machine, and report the load average it
@@ -54,14 +56,15 @@ def _run(case, policy, mode, n, recorder):
     equivalence.check_equivalence = counting
     try:
         prop = properties.equivalence_property(case, policy, mode, recorder)
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         prop()
         seconds = time.perf_counter() - t
+        cpu_seconds = time.process_time() - cpu
     finally:
         equivalence.check_equivalence = check
         _base.WEIGHTS[key] = old_weight
         _ACTIVE["name"] = old_profile
-    return seconds, shapes
+    return seconds, cpu_seconds, shapes
 
 
 def main(argv=None) -> int:
@@ -98,23 +101,28 @@ def main(argv=None) -> int:
         case = CASES[name]
         for mode in modes:
             n = args.examples or default_n[mode]
-            total_s, all_shapes = 0.0, []
+            total_s, total_cpu, all_shapes = 0.0, 0.0, []
             for policy in policies:
-                s, shapes = _run(case, policy, mode, n, recorder)
+                s, cpu, shapes = _run(case, policy, mode, n, recorder)
                 total_s += s
+                total_cpu += cpu
                 all_shapes += shapes
             sizes = [int(__import__("numpy").prod(sh)) for sh in all_shapes]
             ranks = collections.Counter(len(sh) for sh in all_shapes)
             row = dict(pair=name, mode=mode, examples=len(all_shapes),
                        seconds=round(total_s, 2),
                        examples_per_s=round(len(all_shapes) / total_s, 2),
+                       cpu_seconds=round(total_cpu, 2),
+                       examples_per_cpu_s=round(len(all_shapes) / total_cpu,
+                                                2),
                        mean_elements=round(sum(sizes) / max(1, len(sizes)),
                                            1),
                        ranks=dict(sorted(ranks.items())))
             rows.append(row)
             print(f"{name:6s} {mode:9s} {row['examples']:4d} ex "
                   f"{row['seconds']:7.2f} s  {row['examples_per_s']:6.2f} "
-                  f"ex/s  mean elements {row['mean_elements']:7.1f}  "
+                  f"ex/s  cpu {row['cpu_seconds']:7.2f} s "
+                  f"{row['examples_per_cpu_s']:6.2f} ex/cpu-s  mean elements {row['mean_elements']:7.1f}  "
                   f"ranks {row['ranks']}", flush=True)
     print(f"# load average at end: {os.getloadavg()}", flush=True)
     if args.json:
