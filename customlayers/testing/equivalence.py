@@ -244,8 +244,8 @@ def assert_equivalent(custom, reference, inputs, *, mode: str = "eager",
         upstream = np.random.default_rng(seed).standard_normal(
             shape).astype(out_dtype)
     upstream = np.asarray(upstream)
-    got = backends.forward_backward(custom, x, upstream, mode)
-    want = backends.forward_backward(reference, x, upstream, mode)
+    got, want = backends.forward_backward_pair(custom, reference, x,
+                                               upstream, mode)
     scope = Scope(backend=BACKEND, policy=policy, mode=mode,
                   device=backends.device(), kwargs=dict(kwargs or {}), x=x)
     if not signed_zeros or flush_subnormals:

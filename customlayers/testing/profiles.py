@@ -2,12 +2,21 @@
 
 ``max_examples`` sizes the whole battery: each property runs a share of it
 (see :data:`customlayers.testing.properties.WEIGHTS`). Deadlines are off
-(graph tracing and XLA compilation times vary wildly on shared machines);
-the example database is kept, so a failure found once is replayed first
-next time. Every profile prints the ``@reproduce_failure`` blob.
+(graph tracing and XLA compilation times vary wildly on shared machines).
+Every profile prints the ``@reproduce_failure`` blob.
 
-- ``ci``: derandomized (a fixed seed; the same examples on every run), sized
-  to pass in about a minute on a 2-core machine.
+The example database: ``ci`` is derandomized, which in Hypothesis implies
+``database=None``, so it reads and writes none (the same examples every
+run, pytest-xdist workers included). ``dev`` and ``thorough`` keep
+Hypothesis's default directory database (``.hypothesis/examples``), so a
+failure found once is replayed first next time; it is safe across
+pytest-xdist workers and parallel runs: entries are keyed by test (a test
+runs in one worker) and each is written to a temporary file and renamed
+into place.
+
+- ``ci``: derandomized (a fixed seed; the same examples on every run).
+  Compiled mode gets 20 equivalence examples per pair and policy and 30
+  with non-finite upstream gradients per pair (float32): 300 in all.
 - ``dev``: random, 3x the examples.
 - ``thorough``: random, 20x the examples, for a nightly run.
 
