@@ -12,7 +12,7 @@ import pytest
 
 from customlayers import Dense, ReLU
 from customlayers._keras import KERAS_MAJOR
-from customlayers.testing import backends
+from customlayers.testing import backends, compiled_cache
 from customlayers.testing.equivalence import build_pair, random_weights
 
 pytestmark = pytest.mark.skipif(
@@ -107,7 +107,7 @@ def test_eager_is_never_cached():
 
 
 def test_cache_is_bounded(monkeypatch):
-    monkeypatch.setattr(backends, "CACHE_SIZE", 2)
+    monkeypatch.setattr(compiled_cache, "CACHE_SIZE", 2)
     backends.clear_cache()
     mode = MODES[0]
     for units in (1, 2, 3, 4):
@@ -115,7 +115,7 @@ def test_cache_is_bounded(monkeypatch):
         layer = _dense(x, 0, units=units)
         backends.forward_backward(layer, x, np.ones((2, units), "float32"),
                                   mode)
-        assert len(backends._CACHE) <= 2
+        assert len(compiled_cache._CACHE) <= 2
     backends.clear_cache()
 
 
