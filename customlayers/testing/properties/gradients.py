@@ -184,7 +184,8 @@ def check_second_order(case, policy, mode, kwargs, x, seed, upstream,
                        recorder=PROCESS):
     """One example: Hessian-vector products (reverse over reverse) with
     respect to the input and every weight equal the reference's, ``None``
-    (no dependence) included."""
+    (no dependence) included; and the input one by forward over reverse
+    (``hvp_fwd[input]``) too."""
     from customlayers.testing import autodiff
     custom, reference = _built_pair(case, policy, kwargs, x, seed)
     rng = np.random.default_rng(seed + 1)
@@ -208,6 +209,16 @@ def check_second_order(case, policy, mode, kwargs, x, seed, upstream,
     if len(got) != len(want):
         comps.append(fact_check("hvp arguments", False,
                                 f"{len(got)} vs {len(want)}"))
+    # Forward over reverse: H_x v of <g, f> (weights fixed), against the
+    # reference's, along the same input direction.
+    hv = autodiff.hvp_forward_over_reverse(custom, x, upstream, vs[0], mode)
+    ref_hv = autodiff.hvp_forward_over_reverse(reference, x, upstream,
+                                               vs[0], mode)
+    comps.append(compare_expected(
+        "hvp_fwd[input]", hv, ref_hv,
+        tolerance=None if exact else case.tolerance(policy, "hvp_fwd[input]"),
+        differences=case.known_differences, scope=scope,
+        ledger=recorder.ledger))
     failed = [c for c in comps if not c.passed]
     if failed:
         error = AssertionError(
@@ -244,8 +255,9 @@ def _derivative_property(kind, check, case, policy, mode, recorder):
 
 
 def second_order_property(case, policy, mode, recorder=PROCESS):
-    """Hessian-vector products (reverse over reverse) of ``<g, f(x, W)>``
-    with respect to the input and every weight equal the reference's,
+    """Hessian-vector products (reverse over reverse, and forward over
+    reverse for the input) of ``<g, f(x, W)>`` with respect to the input
+    and every weight equal the reference's,
     zeros included: ``None`` where the reference gives a tensor fails (a
     hand-written gradient with no path to ``x`` does that)."""
     return _derivative_property("second_order", check_second_order, case,
@@ -269,15 +281,6 @@ def check_forward_mode(case, policy, mode, kwargs, x, seed, upstream,
         tolerance=None if exact else case.tolerance(policy, "jvp"),
         differences=case.known_differences, scope=scope,
         ledger=recorder.ledger)]
-    # Forward over reverse: H_x v of <g, f>, against the reference's.
-    hv = autodiff.hvp_forward_over_reverse(custom, x, upstream, v, mode)
-    ref_hv = autodiff.hvp_forward_over_reverse(reference, x, upstream, v,
-                                               mode)
-    comps.append(compare_expected(
-        "hvp_fwd[input]", hv, ref_hv,
-        tolerance=None if exact else case.tolerance(policy, "hvp_fwd[input]"),
-        differences=case.known_differences, scope=scope,
-        ledger=recorder.ledger))
     # The full input Jacobian through the backend's vectorisation (pfor /
     # vmap), where it stays small: out.size * x.size <= JACOBIAN_MAX.
     if np.size(x) * np.size(y) <= JACOBIAN_MAX:
@@ -329,9 +332,8 @@ def check_forward_mode(case, policy, mode, kwargs, x, seed, upstream,
 def forward_mode_property(case, policy, mode, recorder=PROCESS):
     """The JVP (forward mode) along a random input direction equals the
     reference's, and agrees with the layer's own VJP:
-    ``<g, J v> == <J^T g, v>``; and the input Hessian-vector product by
-    forward over reverse (``hvp_fwd[input]``) and the input Jacobian through
-    pfor/vmap (``jacobian[input]``, where it has at most
-    :data:`JACOBIAN_MAX` elements) equal the reference's."""
+    ``<g, J v> == <J^T g, v>``; and the input Jacobian through pfor/vmap
+    (``jacobian[input]``, where it has at most :data:`JACOBIAN_MAX`
+    elements) equals the reference's."""
     return _derivative_property("forward_mode", check_forward_mode, case,
                                 policy, mode, recorder)
