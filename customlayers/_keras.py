@@ -79,6 +79,8 @@ class _Keras2Ops:
         self.divide_no_nan = tf.math.divide_no_nan
         self.relu = tf.nn.relu  # only the planted bugs of the meta-tests
         self.leaky_relu = tf.nn.leaky_relu
+        self.sign = tf.sign  # and these two: tests/meta_tests/test_forward_mode_bugs.py
+        self.abs = tf.abs
 
     def convert_to_tensor(self, x, dtype=None):
         return self._tf.convert_to_tensor(x, dtype=dtype)
