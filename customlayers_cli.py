@@ -101,6 +101,17 @@ def add_verify_arguments(v) -> None:
     v.add_argument("--strict-known-differences", action="store_true",
                    help="exit 1 when a declared known difference relaxed "
                         "nothing in the run")
+    v.add_argument("--shard", metavar="I/N",
+                   help="run only share I of N of the battery (a "
+                        "deterministic split, e.g. one CI machine each); "
+                        "merge the JSON reports with --merge")
+    v.add_argument("--workers", type=_positive_int, default=1, metavar="N",
+                   help="run the battery in N parallel processes, one "
+                        "merged table and JSON (default: 1)")
+    v.add_argument("--merge", nargs="+", metavar="JSON",
+                   help="run nothing: merge the --json reports of the "
+                        "shares of one battery into one table (and "
+                        "--json/--junit); fails if a share is missing")
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -26,7 +26,10 @@ Options:
   ``ci``), with its shrinking budget; other Hypothesis tests keep theirs;
 - ``--cl-strict-known-differences``: fail the session when a declared
   known difference relaxed nothing (stale);
-- ``--cl-artifacts DIR``: where failure ``.npz`` files go.
+- ``--cl-artifacts DIR``: where failure ``.npz`` files go;
+- ``--cl-shard I/N``: run share ``I`` of ``N`` of the collected tests (test
+  ``j`` in collection order runs in share ``j mod N + 1``), for a CI matrix
+  of ``N`` machines; combine with ``-n`` inside each.
 """
 
 from __future__ import annotations
@@ -55,6 +58,10 @@ def pytest_addoption(parser):
                          "nothing in the session")
     group.addoption("--cl-artifacts", default=None, metavar="DIR",
                     help="folder for failure .npz files")
+    group.addoption("--cl-shard", default=None, metavar="I/N",
+                    help="run only share I of N of the collected tests (a "
+                         "deterministic split by collection order, one CI "
+                         "machine each); the others are deselected")
 
 
 #: customlayers' Hypothesis profiles (customlayers.testing.profiles),
@@ -112,6 +119,23 @@ def generate_items(metafunc, case, policies=None, modes=None):
             f"{list(POLICIES)}, modes {list(MODES)}")
     chosen = items(case, policies, modes)
     metafunc.parametrize("cl_item", chosen, ids=[i.id for i in chosen])
+
+
+def pytest_collection_modifyitems(config, items):
+    spec = config.getoption("cl_shard", None)
+    if not spec:
+        return
+    from customlayers.shards import ShardError, parse_shard, split
+    try:
+        shard = parse_shard(spec)
+    except ShardError as exc:
+        raise pytest.UsageError(str(exc).replace("--shard", "--cl-shard"))
+    keep = split(items, shard)
+    kept = {id(i) for i in keep}
+    dropped = [i for i in items if id(i) not in kept]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+    items[:] = keep
 
 
 def run_item_in_pytest(item, config):

@@ -38,15 +38,44 @@ class UsageError(Exception):
 
 def main(args) -> int:
     """Run ``customlayers verify`` for parsed ``args``; the exit status."""
+    from customlayers import shards
     try:
+        if args.merge:
+            return merge_main(args)
+        shard = shards.parse_shard(args.shard) if args.shard else None
+        if getattr(args, "workers", 1) > 1:
+            from customlayers.verify_workers import run_workers
+            select_cases(list(args.cases or []) + list(args.case or []))
+            return run_workers(args)
         return run(profile=args.profile, json_path=args.json,
                    cases=list(args.cases or []) + list(args.case or []),
                    policies=args.dtypes, modes=args.modes,
                    junit_path=args.junit, artifacts=args.artifacts,
-                   strict_known_differences=args.strict_known_differences)
-    except UsageError as exc:
+                   strict_known_differences=args.strict_known_differences,
+                   shard=shard)
+    except (UsageError, shards.ShardError) as exc:
         print(f"customlayers verify: error: {exc}", file=sys.stderr)
         return 2
+
+
+def merge_main(args) -> int:
+    """``customlayers verify --merge A.json B.json ...``: one report from
+    the shares' reports (nothing is run)."""
+    from customlayers import shards
+    ran = [a for a, v in (("--shard", args.shard), ("--case", args.case),
+                          ("--cases", args.cases), ("--dtypes", args.dtypes),
+                          ("--modes", args.modes))
+           if v] + (["--workers"] if args.workers > 1 else [])
+    if ran:
+        raise UsageError(f"--merge runs nothing; {', '.join(ran)} "
+                         "cannot go with it")
+    docs = [shards.load_report(p) for p in args.merge]
+    doc = shards.merge(docs, names=args.merge)
+    print(f"customlayers verify: merged {len(docs)} reports "
+          f"({', '.join(map(str, doc['merged_from']))}); profile "
+          f"{doc['profile']}, keras {doc['keras']}, backend {doc['backend']}")
+    return finish(doc, json_path=args.json, junit_path=args.junit,
+                  strict_known_differences=args.strict_known_differences)
 
 
 # -- finding cases ------------------------------------------------------------
@@ -160,7 +189,7 @@ def _quiet():
 
 def run(profile="ci", json_path=None, cases=None, policies=None, modes=None,
         out=sys.stdout, junit_path=None, artifacts=None,
-        strict_known_differences=False) -> int:
+        strict_known_differences=False, shard=None) -> int:
     """Run the battery; print progress and the table; return the exit code.
 
     ``cases``: names, ``MODULE:NAME`` specs or LayerCase objects (default:
@@ -175,6 +204,7 @@ def run(profile="ci", json_path=None, cases=None, policies=None, modes=None,
     from customlayers.testing.backends import MODES
     from customlayers.testing.battery import items, run_item
     from customlayers.testing.profiles import PROFILES, load_profile
+    from customlayers.shards import split
     from customlayers.testing.strategies import POLICIES
 
     if profile not in PROFILES:
@@ -190,14 +220,17 @@ def run(profile="ci", json_path=None, cases=None, policies=None, modes=None,
                          f"{list(MODES)}")
     selected = select_cases(cases)
     active = load_profile(profile)
-    battery = [i for c in selected for i in items(c, policies, modes)]
+    battery = split([i for c in selected for i in items(c, policies, modes)],
+                    shard)
     rec = rpt.Recorder()
     seed_note = ("derandomized: fixed seed" if PROFILES[profile].get(
         "derandomize") else "random seed; failures print a reproduce blob")
     print(f"customlayers verify: profile {profile} (max_examples="
           f"{active.max_examples}, {seed_note}); keras {KERAS_VERSION}, "
           f"backend {BACKEND}, hypothesis {hypothesis.__version__}; pairs "
-          f"{[c.name for c in selected]}", file=out, flush=True)
+          f"{[c.name for c in selected]}"
+          f"{f'; share {shard} ({len(battery)} properties)' if shard else ''}",
+          file=out, flush=True)
     results = []
     t0 = time.time()
     with _quiet():
@@ -213,37 +246,59 @@ def run(profile="ci", json_path=None, cases=None, policies=None, modes=None,
             results.append((item.label, item.case.name, status, secs,
                             message))
     elapsed = time.time() - t0
+    meta = dict(profile=profile, backend=BACKEND, keras=KERAS_VERSION,
+                seconds=elapsed, pairs=[c.name for c in selected],
+                shard=str(shard) if shard else None)
+    doc = rpt.to_json(rec, **meta)
+    doc["properties"] = [dict(label=r[0], case=r[1], status=r[2],
+                              seconds=r[3], message=r[4]) for r in results]
+    return finish(doc, out=out, json_path=json_path, junit_path=junit_path,
+                  strict_known_differences=strict_known_differences)
 
+
+def finish(doc, *, out=sys.stdout, json_path=None, junit_path=None,
+           strict_known_differences=False) -> int:
+    """Print the table, the known differences, the failures and the summary
+    of one report (a run's, or shares merged); write its JSON and JUnit;
+    return the exit code."""
+    from customlayers.testing import report as rpt
     print("", file=out)
-    print(rpt.format_table(rpt.TABLE_HEADER, rpt.table_rows(rec.rows())),
+    print(rpt.format_table(rpt.TABLE_HEADER, rpt.table_rows(doc["rows"])),
           file=out)
-    declared = rec.ledger.declared
-    if declared:
+    known = doc.get("known_differences", [])
+    if known:
         print("\nDeclared known differences ('expected' above is one of "
               "these):", file=out)
-        for label, d in sorted(declared.items()):
-            print(f"- {label}: needed in {rec.ledger.needed[label]} of "
-                  f"{rec.ledger.applied[label]} comparisons it applied to."
-                  f"\n  Why: {d.why}", file=out)
-    stale = rec.ledger.stale()
-    for d in stale:
-        print(f"\nSTALE known difference {d.label}: it relaxed nothing in "
-              f"this run{' (fails under --strict-known-differences)' if not strict_known_differences else ''}",
+        for d in known:
+            print(f"- {d['label']}: needed in {d['needed']} of "
+                  f"{d['applied']} comparisons it applied to."
+                  f"\n  Why: {d['why']}", file=out)
+    stale = doc.get("stale_known_differences", [])
+    for label in stale:
+        print(f"\nSTALE known difference {label}: it relaxed nothing in "
+              f"this run{'' if strict_known_differences else ' (fails under --strict-known-differences)'}",
               file=out)
-    for f in rec.failures:
-        print(f"\n{f.text()}", file=out)
-    n_fail = sum(r[2] == "FAIL" for r in results)
-    n_skip = sum(r[2] == "skipped" for r in results)
-    total = sum(rec.examples.values())
-    print(f"\n{len(results) - n_fail - n_skip} passed, {n_fail} failed, "
-          f"{n_skip} skipped; {total} examples in {elapsed:.0f}s", file=out)
-    meta = dict(profile=profile, backend=BACKEND, keras=KERAS_VERSION,
-                seconds=elapsed, pairs=[c.name for c in selected])
+    for f in doc.get("failures", []):
+        print(f"\n{rpt.Failure(**{**f, 'checks': tuple(f.get('checks', ()))}).text()}",
+              file=out)
+    props = doc["properties"]
+    n_fail = sum(p["status"] == "FAIL" for p in props)
+    n_skip = sum(p["status"] == "skipped" for p in props)
+    where = (f" (shares {', '.join(map(str, doc['merged_from']))} merged)"
+             if doc.get("merged_from") else
+             f" (share {doc['shard']})" if doc.get("shard") else "")
+    print(f"\n{len(props) - n_fail - n_skip} passed, {n_fail} failed, "
+          f"{n_skip} skipped; {doc['examples']} examples in "
+          f"{doc.get('seconds', 0.0):.0f}s{where}", file=out)
     if json_path:
-        rpt.write_json(json_path, rec, **meta)
+        import json
+        with open(json_path, "w") as fh:
+            json.dump(doc, fh, indent=2, default=str)
         print(f"results written to {json_path}", file=out)
     if junit_path:
-        rpt.write_junit(junit_path, results, seconds=elapsed)
+        rpt.write_junit(junit_path, [
+            (p["label"], p["case"], p["status"], p["seconds"], p["message"])
+            for p in props], seconds=doc.get("seconds", 0.0))
         print(f"JUnit XML written to {junit_path}", file=out)
     if n_fail or (strict_known_differences and stale):
         return 1
