@@ -9,7 +9,8 @@
 # tests/meta_tests/test_kernel_check_catches_bugs.py), relu6 at NaN in every
 # SIMD lane (tests/property/test_relu6_lanes.py), then every property
 # of the layer pairs (tests/property/test_properties.py, ci profile, -n 8),
-# with the known-differences summary (the plugin loaded by -p: nothing is
+# with the known-differences summary and one line per test (-v: a run cut
+# short by its time limit still names what failed) (the plugin loaded by -p: nothing is
 # pip-installed there). Logs: $OUT (or out/gpu-checks).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +25,7 @@ status=0
 for b in ${GPU_CHECK_BACKENDS:-torch jax}; do
   echo "=== KERAS_BACKEND=$b ==="
   KERAS_BACKEND=$b timeout -k 10 "${GPU_CHECK_S:-200}" python3 -m pytest -p no:cacheprovider -p customlayers_pytest -q -rs \
-    -n "${GPU_CHECK_WORKERS:-8}" --hypothesis-profile=ci "${user_args[@]}" \
+    -n "${GPU_CHECK_WORKERS:-8}" -v --hypothesis-profile=ci "${user_args[@]}" \
     tests/property/test_kernels.py tests/meta_tests/test_kernel_check_catches_bugs.py \
     tests/property/test_relu6_lanes.py \
     tests/property/test_properties.py > "$out/checks-$b.txt" 2>&1
