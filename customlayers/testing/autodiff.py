@@ -10,8 +10,8 @@ For a layer ``f(x, W)``, an upstream gradient ``g`` and directions ``v``
   and torch do; JAX returns zeros), so a ``None`` where the reference gives
   a tensor of zeros is visible.
 - :func:`jvp`: the forward-mode derivative ``J v`` (TensorFlow
-  ``ForwardAccumulator``, ``jax.jvp``; torch by the double-backward trick,
-  as ``torch.autograd.functional.jvp`` does) together with the VJP
+  ``ForwardAccumulator``, ``jax.jvp``, ``torch.func.jvp``) together with
+  the VJP
   ``J^T g`` of the same layer, for the consistency ``<g, J v> ==
   <J^T g, v>``.
 - :func:`hvp_forward_over_reverse`: the input Hessian-vector product of
@@ -19,9 +19,15 @@ For a layer ``f(x, W)``, an upstream gradient ``g`` and directions ``v``
   gradient (TensorFlow ``ForwardAccumulator`` around a ``GradientTape``,
   ``jax.jvp`` of ``jax.vjp``), so a layer whose hand-written gradient has
   no forward-mode rule, or the wrong one, shows where reverse over reverse
-  agrees. On torch it is the double backward (``torch.autograd.functional
-  .hvp``'s own method): Keras's torch layers are not ``torch.func``
-  functions.
+  agrees; on torch ``torch.func.jvp`` of ``torch.func.vjp``.
+- :func:`hessian`: the Hessian of ``<g, f(x, W)>`` (weights fixed) with
+  respect to the first ``k`` flat elements of the input (the rest held at
+  their values; the whole Hessian when the input has at most ``k``
+  elements), through each backend's Hessian API: TensorFlow
+  ``tf.hessians`` (graph and compiled; eagerly, where ``tf.gradients`` does
+  not run, a ``GradientTape`` jacobian of the gradient), ``jax.hessian``,
+  ``torch.func.hessian``. ``tf.hessians`` is where a ``None`` gradient
+  raises ("None values not supported").
 - :func:`jacobian`: the full input Jacobian through each backend's
   vectorisation (TensorFlow ``tape.jacobian`` with ``pfor``, ``jax.jacrev``
   = ``vmap`` of the VJP, torch ``autograd.functional.jacobian(...,
@@ -103,6 +109,67 @@ def jacobian(layer, x, mode="eager"):
                              unconnected_gradients=tf.UnconnectedGradients.ZERO)
 
     return _np(_tf_wrap(fn, mode)(_tf_tensor(x)))
+
+
+#: The Hessian property takes the first this-many flat input elements.
+HESSIAN_MAX = 48
+
+
+def hessian(layer, x, g, mode="eager", k=HESSIAN_MAX):
+    """``d^2 <g, layer(x)> / d x_S^2`` for ``S`` the first ``min(k,
+    x.size)`` flat elements of ``x`` (shape ``(|S|, |S|)``), through the
+    backend's Hessian API (see the module docstring), as a NumPy array."""
+    x = np.asarray(x)
+    n = min(int(k), x.size)
+    flat = x.reshape(-1)
+    head, rest = flat[:n], flat[n:]
+    if BACKEND == "jax":
+        import jax
+        import jax.numpy as jnp
+        call, values = _jax_call(layer)
+        gj, restj = jnp.asarray(g), jnp.asarray(rest)
+
+        def h(xs):
+            y = call(jnp.concatenate([xs, restj]).reshape(x.shape), values)
+            return jnp.sum(y * gj.astype(y.dtype))
+
+        fn = jax.hessian(h)
+        if mode == "compiled":
+            fn = jax.jit(fn)
+        return _np(fn(jnp.asarray(head)))
+    if BACKEND == "torch":
+        import torch
+
+        from customlayers.testing.backends import _torch_tensor
+        gt, restt = _torch_tensor(g), _torch_tensor(rest)
+
+        def h(xs):
+            y = layer(torch.cat([xs, restt]).reshape(x.shape))
+            return torch.sum(y * gt.to(y.dtype))
+
+        return _np(torch.func.hessian(h)(_torch_tensor(head)))
+    import tensorflow as tf
+
+    def h(xs, g, rest):
+        y = layer(tf.reshape(tf.concat([xs, rest], 0), x.shape))
+        return tf.reduce_sum(y * tf.cast(g, y.dtype))
+
+    if mode == "eager":
+        def fn(xs, g, rest):
+            with tf.GradientTape() as outer:
+                outer.watch(xs)
+                with tf.GradientTape() as inner:
+                    inner.watch(xs)
+                    out = h(xs, g, rest)
+                gx = inner.gradient(
+                    out, xs, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+            return outer.jacobian(
+                gx, xs, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    else:
+        def fn(xs, g, rest):
+            return tf.hessians(h(xs, g, rest), xs)[0]
+    return _np(_tf_wrap(fn, mode)(_tf_tensor(head), _tf_tensor(g),
+                                  _tf_tensor(rest)))
 
 
 # -- TensorFlow ----------------------------------------------------------------
@@ -281,18 +348,15 @@ def _torch_jvp(layer, x, v, g):
     import torch
 
     from customlayers.testing.backends import _torch_tensor
-    xt = _torch_tensor(x).detach().requires_grad_(True)
-    y = layer(xt)
-    gt = _torch_tensor(g).to(y.dtype)
-    # J v by the double-backward trick: u -> J^T u is linear in u, so the
-    # gradient of <J^T u, v> with respect to u is J v.
-    u = torch.zeros_like(y, requires_grad=True)
-    (jtu,) = torch.autograd.grad(y, xt, grad_outputs=u, create_graph=True)
-    (jv,) = torch.autograd.grad(jtu, u, grad_outputs=_torch_tensor(v).to(
-        jtu.dtype), allow_unused=True)
-    (vjp,) = torch.autograd.grad(y, xt, grad_outputs=gt)
-    if jv is None:
-        jv = torch.zeros_like(y)
+    xt = _torch_tensor(x)
+    # J v in forward mode (torch.func.jvp: dual tensors through each op's
+    # forward derivative, a custom autograd.Function's ``jvp`` included).
+    y, jv = torch.func.jvp(lambda t: layer(t), (xt,),
+                           (_torch_tensor(v).to(xt.dtype),))
+    xr = xt.detach().requires_grad_(True)
+    yr = layer(xr)
+    (vjp,) = torch.autograd.grad(yr, xr, grad_outputs=_torch_tensor(g).to(
+        yr.dtype))
     return _np(y), _np(jv), _np(vjp)
 
 
@@ -300,12 +364,13 @@ def _torch_hvp_input(layer, x, g, v):
     import torch
 
     from customlayers.testing.backends import _torch_tensor
-    xt = _torch_tensor(x).detach().requires_grad_(True)
-    y = layer(xt)
-    (gx,) = torch.autograd.grad(y, xt, grad_outputs=_torch_tensor(g).to(
-        y.dtype), create_graph=True)
-    if not gx.requires_grad:
-        return _np(torch.zeros_like(gx))
-    (hv,) = torch.autograd.grad(gx, xt, grad_outputs=_torch_tensor(v).to(
-        gx.dtype), allow_unused=True)
-    return _np(torch.zeros_like(gx) if hv is None else hv)
+    xt = _torch_tensor(x)
+    gt = _torch_tensor(g)
+
+    def grad_x(t):
+        y, pull = torch.func.vjp(lambda t: layer(t), t)
+        return pull(gt.to(y.dtype))[0]
+
+    # Forward over reverse: torch.func.jvp of torch.func.vjp.
+    _, hv = torch.func.jvp(grad_x, (xt,), (_torch_tensor(v).to(xt.dtype),))
+    return _np(hv)

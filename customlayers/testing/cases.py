@@ -110,7 +110,7 @@ _RELU_SUBNORMALS = KnownDifference(
 
 _RELU_XLA_SECOND_ORDER_SIGN = KnownDifference(
     what="signed_zeros",
-    checks=("hvp[input]", "hvp_fwd[input]"),
+    checks=("hvp[input]", "hvp_fwd[input]", "hessian[input]"),
     backends=("tensorflow",),
     modes=("compiled",),
     when=lambda kwargs, x: bool(kwargs.get("negative_slope")),

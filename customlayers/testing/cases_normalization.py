@@ -114,6 +114,25 @@ _TORCH_NONFINITE = KnownDifference(
         "comes out is not compared on torch; finite values are.")
 
 
+_TF_HESSIANS_GRAPH = KnownDifference(
+    what="tolerance",
+    checks=("hessian[input]",),
+    backends=("tensorflow",),
+    modes=("graph",),
+    tolerance=Tolerance(rtol=2e-5, atol=2e-5, reason=(
+        "the float32 table's numbers (tolerances.py); the second-order "
+        "property runs under float32")),
+    why="tf.hessians builds the second derivative with tf.gradients inside "
+        "a while_loop of a graph, which Grappler then optimises: for the "
+        "two layers' (different but equal) gradient graphs it rewrites the "
+        "sums differently. Measured: input (4, 11), axis -1, 137 of 1936 "
+        "Hessian entries differ by up to 1e-6 relative (4 ULP); with "
+        "Grappler's meta optimizer disabled (tf.config.optimizer."
+        "set_experimental_options({'disable_meta_optimizer': True})) all "
+        "are bit-exact, and they are in eager and compiled mode, and the "
+        "reverse-over-reverse Hessian-vector products are in graph mode.")
+
+
 _SAVEDMODEL_IS_A_GRAPH = KnownDifference(
     what="tolerance",
     checks=("saving/savedmodel",),
@@ -162,7 +181,7 @@ LAYER_NORMALIZATION = LayerCase(
     # beside them. NaN and +-inf are still drawn.
     input_range=(-10.0, 10.0) if _TORCH else (-1e4, 1e4),
     smooth_kwargs=_ln_smooth,
-    known_differences=(_SAVEDMODEL_IS_A_GRAPH,) + (
+    known_differences=(_SAVEDMODEL_IS_A_GRAPH, _TF_HESSIANS_GRAPH) + (
         (_TORCH_NONFINITE,) if _TORCH else ()),
     # Keras 3's legacy HDF5 loader (legacy/saving/saving_utils.py) drops a
     # list axis of two or more entries from every layer config (it puts

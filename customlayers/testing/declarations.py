@@ -41,7 +41,10 @@ RELAXATIONS = ("signed_zeros", "subnormals", "nan_placement", "tolerance")
 CHECK_NAMES = ("output", "grad[input]", "grad[<weight>]", "losses",
                "constraints", "variable dtypes", "config",
                "saving/keras", "saving/h5", "saving/savedmodel",
-               "numeric gradient", "lazy build", "error input")
+               "numeric gradient", "lazy build", "error input",
+               "hvp[input]", "hvp[<weight>]", "hvp_fwd[input]",
+               "hessian[input]", "jvp", "jacobian[input]",
+               "jvp/vjp consistency")
 
 
 def check_matches(check: str, pattern: str) -> bool:

@@ -184,8 +184,10 @@ def check_second_order(case, policy, mode, kwargs, x, seed, upstream,
                        recorder=PROCESS):
     """One example: Hessian-vector products (reverse over reverse) with
     respect to the input and every weight equal the reference's, ``None``
-    (no dependence) included; and the input one by forward over reverse
-    (``hvp_fwd[input]``) too."""
+    (no dependence) included; the input one by forward over reverse
+    (``hvp_fwd[input]``) too; and the input Hessian through the backend's
+    Hessian API (``hessian[input]``, over the first
+    :data:`~customlayers.testing.autodiff.HESSIAN_MAX` flat elements)."""
     from customlayers.testing import autodiff
     custom, reference = _built_pair(case, policy, kwargs, x, seed)
     rng = np.random.default_rng(seed + 1)
@@ -211,14 +213,17 @@ def check_second_order(case, policy, mode, kwargs, x, seed, upstream,
                                 f"{len(got)} vs {len(want)}"))
     # Forward over reverse: H_x v of <g, f> (weights fixed), against the
     # reference's, along the same input direction.
-    hv = autodiff.hvp_forward_over_reverse(custom, x, upstream, vs[0], mode)
-    ref_hv = autodiff.hvp_forward_over_reverse(reference, x, upstream,
-                                               vs[0], mode)
-    comps.append(compare_expected(
-        "hvp_fwd[input]", hv, ref_hv,
-        tolerance=None if exact else case.tolerance(policy, "hvp_fwd[input]"),
-        differences=case.known_differences, scope=scope,
-        ledger=recorder.ledger))
+    comps.append(_compare_api(
+        "hvp_fwd[input]", lambda layer: autodiff.hvp_forward_over_reverse(
+            layer, x, upstream, vs[0], mode),
+        custom, reference, case, policy, exact, scope, recorder.ledger))
+    # The Hessian API (tf.hessians / jax.hessian / torch.func.hessian)
+    # over the first HESSIAN_MAX flat input elements, the rest held fixed:
+    # every example, whatever its size.
+    comps.append(_compare_api(
+        "hessian[input]", lambda layer: autodiff.hessian(
+            layer, x, upstream, mode),
+        custom, reference, case, policy, exact, scope, recorder.ledger))
     failed = [c for c in comps if not c.passed]
     if failed:
         error = AssertionError(
@@ -229,6 +234,34 @@ def check_second_order(case, policy, mode, kwargs, x, seed, upstream,
         error.record = (case.name, policy, mode, comps)
         raise error
     recorder.record(case.name, policy, mode, comps, "second order")
+
+
+def _compare_api(check, derive, custom, reference, case, policy, exact,
+                 scope, ledger):
+    """``derive(layer)`` for both layers, compared. Where the backend's API
+    itself raises for the reference (``tf.hessians`` on a function linear
+    in ``x``: "None values not supported"), the custom layer must raise
+    the same exception type or give a result (more, not less); raising
+    where the reference's works fails, with the exception (e.g. a torch
+    ``autograd.Function`` that ``torch.func`` cannot go through)."""
+    results = []
+    for layer in (custom, reference):
+        try:
+            results.append(derive(layer))
+        except Exception as exc:  # noqa: BLE001 - compared below
+            results.append(exc)
+    got, want = results
+    if isinstance(got, Exception) or isinstance(want, Exception):
+        ok = type(got) is type(want) or not isinstance(got, Exception)
+        return fact_check(check, ok, (
+            f"the custom layer's {check} raised {type(got).__name__}: "
+            f"{got}" if isinstance(got, Exception) else
+            f"the custom layer gives {check}") + (
+            f"; the reference's raised {type(want).__name__}: {want}"
+            if isinstance(want, Exception) else "; the reference's works"))
+    return _compare_maybe_none(
+        check, got, want, None if exact else case.tolerance(policy, check),
+        case, scope, ledger)
 
 
 def _draw_derivative_example(data, case, policy, nonfinite=False):
@@ -272,8 +305,22 @@ def check_forward_mode(case, policy, mode, kwargs, x, seed, upstream,
     custom, reference = _built_pair(case, policy, kwargs, x, seed)
     v = np.random.default_rng(seed + 2).standard_normal(
         np.shape(x)).astype(x.dtype)
-    y, jv, vjp = autodiff.jvp(custom, x, v, upstream, mode)
     _, ref_jv, _ = autodiff.jvp(reference, x, v, upstream, mode)
+    try:
+        y, jv, vjp = autodiff.jvp(custom, x, v, upstream, mode)
+    except Exception as exc:  # noqa: BLE001 - the reference's works
+        # E.g. a torch layer whose keras.ops.custom_gradient (an
+        # autograd.Function without setup_context/jvp) torch.func.jvp
+        # cannot go through, where the built-in's ops can.
+        comps = [fact_check("jvp", False, (
+            f"the custom layer's forward mode raised "
+            f"{type(exc).__name__}: {exc}; the reference's gives J v"))]
+        error = AssertionError(
+            f"{case.name}: forward-mode derivatives fail (policy={policy}, "
+            f"mode={mode}, input shape {np.shape(x)}, seed={seed}):\n"
+            + comps[0].describe())
+        error.record = (case.name, policy, mode, comps)
+        raise error from exc
     exact = case.is_exact(policy, mode)
     scope = _scope(policy, mode, kwargs, x)
     comps = [compare_expected(
