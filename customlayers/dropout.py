@@ -129,24 +129,32 @@ class Dropout(keras.layers.Layer):
             return inputs
         if self.rate == 1:
             return ops.zeros_like(inputs)
-        keep = 1.0 - self.rate
+        kept = ops.broadcast_to(self._keep_mask(inputs), ops.shape(inputs))
+        return ops.where(kept, self._scaled(inputs), ops.zeros_like(inputs))
+
+    def _keep_mask(self, inputs):
+        """A boolean mask of shape ``noise_shape``: ``True`` (kept) with
+        probability ``1 - rate``, from the next seed of the generator."""
         shape = self._mask_shape(inputs)
         if BACKEND == "tensorflow":
             u = keras.random.uniform(shape, dtype=inputs.dtype,
                                      seed=self.seed_generator)
-            # Python floats converted straight to the input's dtype, as
-            # TensorFlow converts them (no float32 step in between).
-            rate = ops.convert_to_tensor(self.rate, dtype=inputs.dtype)
-            scale = ops.convert_to_tensor(1.0 / keep, dtype=inputs.dtype)
-            kept = ops.greater_equal(u, rate)
-            scaled = ops.multiply(inputs, scale)
-        else:
-            u = keras.random.uniform(shape, dtype="float32",
-                                     seed=self.seed_generator)
-            kept = ops.less(u, ops.convert_to_tensor(keep, dtype="float32"))
-            scaled = ops.divide(inputs, keep)
-        kept = ops.broadcast_to(kept, ops.shape(inputs))
-        return ops.where(kept, scaled, ops.zeros_like(inputs))
+            # A Python float converted straight to the input's dtype, as
+            # TensorFlow converts it (no float32 step in between).
+            return ops.greater_equal(
+                u, ops.convert_to_tensor(self.rate, dtype=inputs.dtype))
+        u = keras.random.uniform(shape, dtype="float32",
+                                 seed=self.seed_generator)
+        return ops.less(u, ops.convert_to_tensor(1.0 - self.rate,
+                                                 dtype="float32"))
+
+    def _scaled(self, inputs):
+        """The inputs scaled by ``1 / (1 - rate)``."""
+        keep = 1.0 - self.rate
+        if BACKEND == "tensorflow":
+            return ops.multiply(
+                inputs, ops.convert_to_tensor(1.0 / keep, dtype=inputs.dtype))
+        return ops.divide(inputs, keep)
 
     def compute_output_shape(self, input_shape):
         return input_shape
