@@ -58,6 +58,15 @@ def _dropout_shape(data, kwargs):
                  if d in (None, 1) else d for d in noise)
 
 
+def _identical(backend, policy, mode):
+    """Where a seed gives the built-in's outputs and gradients bit for bit:
+    measured everywhere on CPU. Not declared for torch on a GPU: there the
+    built-in's ``torch.bernoulli`` and ``torch.rand`` run different CUDA
+    kernels (not measured); the statistical checks still run."""
+    from customlayers.testing.backends import torch_on_cuda
+    return not (backend == "torch" and torch_on_cuda())
+
+
 def _refused(kwargs, match):
     return ErrorInput(kwargs, ValueError, match)
 
@@ -76,7 +85,7 @@ DROPOUT = LayerCase(
         # keras.random.uniform draw from the same SeedGenerator state as
         # each backend's dropout, the same comparison and scaling
         # (customlayers/dropout.py; README "Dropout").
-        identical_to_reference=True,
+        identical_to_reference=_identical,
     ),
     error_inputs=(
         _refused({"rate": -0.1}, r"rate=-0\.1"),
