@@ -47,12 +47,13 @@ from customlayers.testing.equivalence import (EquivalenceReport,
                                               assert_equivalent, build_pair)
 from customlayers.testing.layer_test import run_equivalence_test
 from customlayers.testing.numerics import compare_arrays, ulp_distance
+from customlayers.testing.random_spec import RandomSpec
 from customlayers.testing.suite import layer_test_suite
 from customlayers.testing.tolerances import TOLERANCES, Tolerance
 
 __all__ = [
     "CASES", "EquivalenceReport", "ErrorInput", "KnownDifference",
-    "LayerCase", "TOLERANCES", "Tolerance", "assert_equivalent",
+    "LayerCase", "RandomSpec", "TOLERANCES", "Tolerance", "assert_equivalent",
     "build_pair", "compare_arrays", "layer_test_suite",
     "run_equivalence_test", "ulp_distance",
 ]

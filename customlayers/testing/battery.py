@@ -86,6 +86,9 @@ class Item:
         if self.kind == "second_order":
             return props.second_order_property(case, self.policy, self.mode,
                                                recorder)
+        if self.kind == "randomness":
+            return props.randomness_property(case, self.policy, self.mode,
+                                             recorder)
         if self.kind == "forward_mode":
             return props.forward_mode_property(case, self.policy, self.mode,
                                                recorder)
@@ -115,6 +118,10 @@ def items(case, policies=None, modes=None) -> list:
             out.append(Item("equivalence", case, policy, mode,
                             skip=(lambda r=reason: r) if reason else None))
         out.append(Item("lazy_build", case, policy))
+        for mode in modes if case.random is not None else ():
+            reason = support.get(mode, f"unknown mode {mode!r}")
+            out.append(Item("randomness", case, policy, mode,
+                            skip=(lambda r=reason: r) if reason else None))
     for policy in _subset(CONFIG_POLICIES, policies):
         out.append(Item("config", case, policy))
     for fmt in (f for f in SAVE_FORMATS if f in case.save_formats):

@@ -1,5 +1,5 @@
 """What a user declares about a layer pair: :class:`LayerCase`,
-:class:`ErrorInput` and :class:`KnownDifference`.
+:class:`ErrorInput`, :class:`KnownDifference` and :class:`RandomSpec`.
 
 A declaration is data, in the spirit of PyTorch's ``ModuleInfo``: the
 generic properties (:mod:`customlayers.testing.properties`), the one-call
@@ -30,6 +30,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 from hypothesis import strategies as st
 
+from customlayers.testing.random_spec import RandomSpec
 from customlayers.testing.tolerances import Tolerance, tolerance_for
 
 #: What a :class:`KnownDifference` can relax.
@@ -251,6 +252,10 @@ class LayerCase:
         modes: Execution modes the battery runs.
         example_kwargs: Plain constructor arguments for one reference layer
             (to ask which save formats apply); default: the first draw.
+        random: A :class:`RandomSpec` for a layer that draws random masks
+            (dropout-like): the battery then runs the ``randomness``
+            property in every policy and mode. ``None`` (default): the
+            layer is deterministic.
     """
 
     name: str
@@ -282,8 +287,13 @@ class LayerCase:
     policies: Optional[tuple] = None
     modes: Optional[tuple] = None
     example_kwargs: Optional[Mapping] = None
+    random: Optional[RandomSpec] = None
 
     def __post_init__(self):
+        if self.random is not None and not isinstance(self.random,
+                                                      RandomSpec):
+            raise TypeError(f"LayerCase({self.name!r}).random is "
+                            f"{self.random!r}; expected a RandomSpec")
         if not self.name or not isinstance(self.name, str):
             raise ValueError(f"LayerCase needs a name; got {self.name!r}")
         for field in ("custom", "reference"):

@@ -8,6 +8,7 @@ float32-eager]``), from :mod:`customlayers.testing.battery`, so that
 
 from customlayers.testing import layer_test_suite
 from customlayers.testing.cases import DENSE, RELU
+from customlayers.testing.cases_dropout import DROPOUT
 from customlayers.testing.cases_normalization import LAYER_NORMALIZATION
 
 TestDense = layer_test_suite(DENSE)
@@ -15,3 +16,6 @@ TestReLU = layer_test_suite(RELU)
 # Keras 3 only: customlayers.LayerNormalization refuses Keras 2.
 if LAYER_NORMALIZATION is not None:
     TestLayerNormalization = layer_test_suite(LAYER_NORMALIZATION)
+# Keras 3 only: customlayers.Dropout refuses Keras 2.
+if DROPOUT is not None:
+    TestDropout = layer_test_suite(DROPOUT)

@@ -37,6 +37,10 @@ WEIGHTS = {
     "forward_mode/eager": 0.1,
     "forward_mode/graph": 0.05,
     "forward_mode/compiled": 0.03,
+    # A case with a RandomSpec (dropout-like): five calls per example.
+    "randomness/eager": 0.2,
+    "randomness/graph": 0.1,
+    "randomness/compiled": 0.1,
 }
 
 
