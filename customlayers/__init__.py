@@ -3,6 +3,7 @@ built-ins.
 
 - :class:`Dense`, a drop-in for ``keras.layers.Dense``;
 - :class:`ReLU`, a drop-in for ``keras.layers.ReLU``;
+- :class:`Embedding`, a drop-in for ``keras.layers.Embedding`` (Keras 3);
 - :class:`LayerNormalization`, a drop-in for
   ``keras.layers.LayerNormalization`` (Keras 3);
 - :class:`MyModel`, the tutorial's model built from them;
@@ -21,9 +22,10 @@ raises :class:`customlayers.backend.UnsupportedBackendError` here.
 
 from customlayers import backend  # noqa: F401  (first: refuses a backend)
 from customlayers.dense import Dense
+from customlayers.embedding import Embedding
 from customlayers.layer_normalization import LayerNormalization
 from customlayers.model import MyModel
 from customlayers.relu import ReLU
 
 __version__ = "0.1.0"
-__all__ = ["Dense", "LayerNormalization", "ReLU", "MyModel", "__version__"]
+__all__ = ["Dense", "Embedding", "LayerNormalization", "ReLU", "MyModel", "__version__"]
