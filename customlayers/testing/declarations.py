@@ -41,7 +41,8 @@ RELAXATIONS = ("signed_zeros", "subnormals", "nan_placement", "tolerance")
 CHECK_NAMES = ("output", "grad[input]", "grad[<weight>]", "losses",
                "constraints", "variable dtypes", "config",
                "saving/keras", "saving/h5", "saving/savedmodel",
-               "numeric gradient", "lazy build", "error input")
+               "numeric gradient", "lazy build", "error input",
+               "grad form", "mask", "mask[<where>]")
 
 
 def check_matches(check: str, pattern: str) -> bool:
@@ -248,6 +249,22 @@ class LayerCase:
         modes: Execution modes the battery runs.
         example_kwargs: Plain constructor arguments for one reference layer
             (to ask which save formats apply); default: the first draw.
+        input_ids: The input is integer ids, not floats: ``(low, high)``
+            or ``f(kwargs) -> (low, high)``, ids drawn in ``[low, high)``
+            (high exclusive; e.g. ``lambda kw: (0, kw["input_dim"])``).
+            Every drawn input holds ``low``, ``high - 1`` and ``0`` (when
+            in range); dtypes from ``id_dtypes`` under every policy. There
+            is no input gradient (reported as ``n/a``); weight gradients
+            are compared; the numeric gradient perturbs the weights only;
+            second order and forward mode (derivatives along the input)
+            are skipped with that reason.
+        id_dtypes: The integer dtypes drawn for ``input_ids`` inputs.
+        masks: Run the ``mask`` property: ``compute_mask`` and the mask a
+            model propagates from the layer equal the reference's.
+        input_mask: The layer's ``call`` takes ``mask=``: the ``mask``
+            property also draws a boolean mask (shaped like the input, or
+            ``f(x_shape) -> mask_shape``) and compares the outputs of
+            ``layer(x, mask=mask)`` and ``compute_mask(x, mask)``.
     """
 
     name: str
@@ -279,6 +296,10 @@ class LayerCase:
     policies: Optional[tuple] = None
     modes: Optional[tuple] = None
     example_kwargs: Optional[Mapping] = None
+    input_ids: Any = None
+    id_dtypes: tuple = ("int32", "int64")
+    masks: bool = False
+    input_mask: Any = False
 
     def __post_init__(self):
         if not self.name or not isinstance(self.name, str):
@@ -345,6 +366,18 @@ class LayerCase:
         if self.example_kwargs is not None:
             return dict(self.example_kwargs)
         return self.draw_kwargs(_SimplestData())
+
+    def id_range(self, kwargs) -> Optional[tuple]:
+        """``(low, high)`` of the ids for ``kwargs`` (``None``: the input
+        is not ids)."""
+        spec = self.input_ids
+        if spec is None:
+            return None
+        low, high = spec(kwargs) if callable(spec) else spec
+        if not int(low) < int(high):
+            raise ValueError(f"LayerCase({self.name!r}).input_ids gives "
+                             f"({low}, {high}); needs low < high")
+        return int(low), int(high)
 
     # -- expectations ---------------------------------------------------------
 

@@ -15,3 +15,8 @@ TestReLU = layer_test_suite(RELU)
 # Keras 3 only: customlayers.LayerNormalization refuses Keras 2.
 if LAYER_NORMALIZATION is not None:
     TestLayerNormalization = layer_test_suite(LAYER_NORMALIZATION)
+from customlayers.testing.cases_embedding import EMBEDDING  # noqa: E402
+
+# Keras 3 only: customlayers.Embedding refuses Keras 2.
+if EMBEDDING is not None:
+    TestEmbedding = layer_test_suite(EMBEDDING)
