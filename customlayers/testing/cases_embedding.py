@@ -69,7 +69,9 @@ def _emb_smooth(kwargs):
 #: magnitude; custom and built-in run the same op, so each run of either is
 #: one of those orders). On CPU the order is fixed and the comparison is
 #: bit for bit. The outputs (a gather, no arithmetic) are bit for bit
-#: everywhere.
+#: everywhere. Not yet measured on a GPU (the branch was tested on CPU
+#: only): declared from how the kernels add, to be narrowed (or dropped,
+#: e.g. for torch's sorted embedding_backward) after a GPU run.
 _GPU_SCATTER_ORDER = KnownDifference(
     what="tolerance",
     checks=("grad[embeddings]", "grad[lora_embeddings_*]"),
