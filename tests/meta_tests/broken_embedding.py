@@ -56,3 +56,15 @@ class OneHotEmbedding(Embedding):
         table = self.embeddings
         hot = ops.one_hot(_ids(inputs), self.input_dim, dtype=table.dtype)
         return ops.cast(ops.matmul(hot, table), self.compute_dtype)
+
+
+class Int64WrapsEmbedding(Embedding):
+    """Casts int64 ids through int8 (a narrowing cast meant to save
+    memory): ids >= 128 wrap around to negative ones, which then count
+    from the end of the table."""
+
+    def call(self, inputs):
+        from keras import backend
+        if backend.standardize_dtype(inputs.dtype) == "int64":
+            inputs = ops.cast(ops.cast(inputs, "int8"), "int32")
+        return super().call(inputs)

@@ -42,6 +42,13 @@ BUGS = [
     PlantedBug("Embedding masks id 1 instead of 0",
                _variant(EMB, be.PaddingOneEmbedding), _mask),
 ]
+if BACKEND != "jax":
+    # JAX without x64 mode has no int64 arrays (an int64 input arrives as
+    # int32), so the bug never triggers there.
+    BUGS.append(PlantedBug(
+        "Embedding wraps int64 ids through int8",
+        _fixed(_variant(EMB, be.Int64WrapsEmbedding), input_dim=300),
+        _eq("float32", "eager")))
 if BACKEND == "tensorflow":
     # The values are the same (one row times 1 plus zeros); only the
     # gradient's form differs, and only TensorFlow has a sparse form.
