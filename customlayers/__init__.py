@@ -3,6 +3,7 @@ built-ins.
 
 - :class:`Dense`, a drop-in for ``keras.layers.Dense``;
 - :class:`ReLU`, a drop-in for ``keras.layers.ReLU``;
+- :class:`Embedding`, a drop-in for ``keras.layers.Embedding`` (Keras 3);
 - :class:`LayerNormalization`, a drop-in for
   ``keras.layers.LayerNormalization`` (Keras 3);
 - :class:`Dropout`, a drop-in for ``keras.layers.Dropout`` (Keras 3);
@@ -23,9 +24,11 @@ raises :class:`customlayers.backend.UnsupportedBackendError` here.
 from customlayers import backend  # noqa: F401  (first: refuses a backend)
 from customlayers.dense import Dense
 from customlayers.dropout import Dropout
+from customlayers.embedding import Embedding
 from customlayers.layer_normalization import LayerNormalization
 from customlayers.model import MyModel
 from customlayers.relu import ReLU
 
 __version__ = "0.1.0"
-__all__ = ["Dense", "Dropout", "LayerNormalization", "ReLU", "MyModel", "__version__"]
+__all__ = ["Dense", "Dropout", "Embedding", "LayerNormalization", "ReLU",
+           "MyModel", "__version__"]

@@ -54,6 +54,16 @@ class ForwardBackward:
     weight_grads: list
     weight_names: list
     losses: list
+    #: ``"sparse"`` for a weight gradient the backend gave as
+    #: ``tf.IndexedSlices`` (densified above), else ``"dense"``.
+    weight_grad_forms: list = dataclasses.field(default_factory=list)
+
+
+def is_ids(x) -> bool:
+    """Whether ``x`` is an integer or boolean array: ids (or flags), with
+    no derivative, so the harness differentiates the weights only and
+    reports ``grad[input]`` as n/a."""
+    return np.asarray(x).dtype.kind in "iub"
 
 
 _UNSUPPORTED = {
@@ -112,14 +122,29 @@ def _to_numpy(t) -> np.ndarray:
     return to_numpy(t)
 
 
+def _form(g) -> str:
+    return "sparse" if type(g).__name__ == "IndexedSlices" else "dense"
+
+
+def _dense(g):
+    """A gradient as a dense array: a ``tf.IndexedSlices`` (a gather's
+    gradient) is densified by TensorFlow's own conversion (a segment sum of
+    its rows: repeated indices add)."""
+    if _form(g) == "sparse":
+        import tensorflow as tf
+        g = tf.convert_to_tensor(g)
+    return _to_numpy(g)
+
+
 def _result(y, input_grad, weight_grads, weights, losses):
     """A :class:`ForwardBackward` of NumPy arrays, whatever the backend."""
     return ForwardBackward(
         output=_to_numpy(y),
         input_grad=None if input_grad is None else _to_numpy(input_grad),
-        weight_grads=[_to_numpy(g) for g in weight_grads],
+        weight_grads=[_dense(g) for g in weight_grads],
         weight_names=[_weight_name(w) for w in weights],
         losses=losses,
+        weight_grad_forms=[_form(g) for g in weight_grads],
     )
 
 
@@ -157,19 +182,23 @@ def _tf_forward_backward(layer, x, upstream, mode):
     tf.get_logger().setLevel("ERROR")
 
     weights = list(layer.trainable_weights)
+    ids = is_ids(x)
 
     def fn(x, g):
         with tf.GradientTape() as tape:
-            tape.watch(x)
+            if not ids:
+                tape.watch(x)
             y = layer(x)
         if g is None:
             return y, []
         # A weight the output does not depend on gets None here (Keras
         # variables do not support UnconnectedGradients.ZERO); it becomes
         # zeros below, so a stopped gradient compares as 0, not as a crash.
-        grads = tape.gradient(y, [x] + weights, output_gradients=g)
-        return y, [tf.zeros_like(v) if gr is None else gr
-                   for v, gr in zip([x] + weights, grads)]
+        sources = weights if ids else [x] + weights
+        grads = tape.gradient(y, sources, output_gradients=g)
+        grads = [tf.zeros_like(v) if gr is None else gr
+                 for v, gr in zip(sources, grads)]
+        return y, [None] + grads if ids else grads
 
     if mode == "graph":
         fn = tf.function(fn, autograph=False)
@@ -207,6 +236,10 @@ def _jax_forward_backward(layer, x, upstream, mode):
 
         if g is None:
             return f(x, values), None, []
+        if is_ids(x):  # ids: no input cotangent (JAX's would be float0)
+            y, vjp = jax.vjp(lambda values: f(x, values), values)
+            (gw,) = vjp(g)
+            return y, None, list(gw)
         y, vjp = jax.vjp(f, x, values)
         gx, gw = vjp(g)
         return y, gx, list(gw)
@@ -246,17 +279,23 @@ def _torch_forward_backward(layer, x, upstream, mode):
     import torch
 
     weights = list(layer.trainable_variables)
-    xt = _torch_tensor(x).detach().requires_grad_(True)
+    ids = is_ids(x)
+    xt = _torch_tensor(x).detach()
+    if not ids:  # torch refuses requires_grad on an integer tensor
+        xt = xt.requires_grad_(True)
     y = layer(xt)
     grads = []
     if upstream is not None:
         params = [w.value for w in weights]
+        sources = params if ids else [xt] + params
         # The cotangent in the output's dtype (see the JAX path).
         g = _torch_tensor(upstream).to(y.dtype)
-        grads = torch.autograd.grad(y, [xt] + params, grad_outputs=g,
+        grads = torch.autograd.grad(y, sources, grad_outputs=g,
                                     allow_unused=True)
         grads = [torch.zeros_like(p) if g is None else g
-                 for g, p in zip(grads, [xt] + params)]
+                 for g, p in zip(grads, sources)]
+        if ids:
+            grads = [None] + grads
     losses = [float(_to_numpy(v)) for v in layer.losses]
     return _result(y, grads[0] if grads else None, grads[1:], weights,
                    losses)
@@ -268,6 +307,6 @@ from customlayers.testing.compiled_cache import (  # noqa: E402
     CACHE_SIZE, CACHE_STATS, clear_cache, forward_backward_pair, signature)
 
 __all__ = ["CACHE_SIZE", "CACHE_STATS", "ForwardBackward", "MODES",
-           "clear_cache", "device", "forward_backward",
+           "clear_cache", "device", "forward_backward", "is_ids",
            "forward_backward_pair", "signature", "supported_modes",
            "torch_on_cuda"]

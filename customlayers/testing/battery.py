@@ -92,6 +92,9 @@ class Item:
         if self.kind == "forward_mode":
             return props.forward_mode_property(case, self.policy, self.mode,
                                                recorder)
+        if self.kind == "mask":
+            return props.mask_property(case, self.policy, self.mode,
+                                       recorder)
         raise ValueError(f"unknown property kind {self.kind!r}")
 
 
@@ -135,9 +138,20 @@ def items(case, policies=None, modes=None) -> list:
                 if kind == "nonfinite_upstream" and not case.allow_nonfinite:
                     reason = (f"{case.name} declares allow_nonfinite=False: "
                               "NaN and inf are not part of its contract")
+                if kind != "nonfinite_upstream" and case.input_ids \
+                        is not None:
+                    reason = (f"{case.name} declares input_ids: the input "
+                              "is integer ids, which have no derivative; "
+                              f"the {kind.replace('_', ' ')} property "
+                              "differentiates along the input (the weight "
+                              "gradients are checked by the equivalence "
+                              "and numeric-gradient properties)")
                 out.append(Item(kind, case, policy, mode, skip=(
                     lambda r=reason: r) if reason else None))
     out.append(Item("input_dtypes", case))
+    if case.masks:  # eager calls: what a model hands on, not the traced
+        for policy in _subset(CONFIG_POLICIES, policies):
+            out.append(Item("mask", case, policy, "eager"))
     if case.numeric_gradient:
         out.append(Item("numeric_gradient", case, "float64",
                         skip=lambda: props.numeric_gradient_unavailable(case)))

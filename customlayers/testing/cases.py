@@ -157,3 +157,5 @@ from customlayers.testing.cases_normalization import CASES as _NORMALIZATION  # 
 CASES = types.MappingProxyType({**CASES, **_NORMALIZATION})
 from customlayers.testing.cases_dropout import CASES as _DROPOUT  # noqa: E402
 CASES = types.MappingProxyType({**CASES, **_DROPOUT})
+from customlayers.testing.cases_embedding import CASES as _EMBEDDING  # noqa: E402,E501
+CASES = types.MappingProxyType({**CASES, **_EMBEDDING})

@@ -13,7 +13,7 @@ import json
 import numpy as np
 
 from customlayers._keras import BACKEND
-from customlayers.testing.backends import _result, forward_backward
+from customlayers.testing.backends import _result, forward_backward, is_ids
 
 # -- compiled once per signature ---------------------------------------------
 
@@ -153,6 +153,7 @@ def _tf_traced(templates, x, upstream, mode):
     from customlayers.testing.convert import input_tensor
 
     tf.get_logger().setLevel("ERROR")
+    ids = is_ids(x)
 
     def body(template, x, g, values, frozen_values):
         values = list(values)
@@ -160,15 +161,20 @@ def _tf_traced(templates, x, upstream, mode):
                    + list(zip(template.non_trainable_variables,
                               list(frozen_values))))
         with tf.GradientTape() as tape:
-            tape.watch(x)
+            if not ids:
+                tape.watch(x)
             tape.watch(values)
             with keras.StatelessScope(state_mapping=mapping):
                 y = template(x)
         if g is None:
             return y, []
-        grads = tape.gradient(y, [x] + values, output_gradients=g)
-        return y, [tf.zeros_like(v) if gr is None else gr
-                   for v, gr in zip([x] + values, grads)]
+        sources = values if ids else [x] + values
+        grads = tape.gradient(y, sources, output_gradients=g)
+        grads = [tf.zeros_like(v) if gr is None else gr
+                 for v, gr in zip(sources, grads)]
+        # ids: no input gradient; a zero-size placeholder keeps the
+        # structure a tf.function can return (read back as None).
+        return y, ([tf.zeros((0,))] + grads) if ids else grads
 
     def specs(variables):
         return [tf.TensorSpec(v.shape, v.dtype) for v in variables]
@@ -200,8 +206,8 @@ def _tf_traced(templates, x, upstream, mode):
         args.append([([tf.convert_to_tensor(v) for v in w],
                       [tf.convert_to_tensor(v) for v in f])
                      for w, f in values])
-        return [(y, grads[0] if grads else None, list(grads[1:]))
-                for y, grads in traced(*args)]
+        return [(y, grads[0] if grads and not ids else None,
+                 list(grads[1:])) for y, grads in traced(*args)]
 
     return call
 
@@ -213,6 +219,8 @@ def _jax_traced(templates, x, upstream, mode):
     import jax.numpy as jnp
 
     import keras
+
+    ids = is_ids(x)
 
     def apply(template, x, values, frozen_values):
         mapping = (list(zip(template.trainable_variables, values))
@@ -227,6 +235,10 @@ def _jax_traced(templates, x, upstream, mode):
 
         if g is None:
             return f(x, values), None, []
+        if ids:  # no input cotangent (JAX's would be float0)
+            y, vjp = jax.vjp(lambda values: f(x, values), values)
+            (gw,) = vjp(g)
+            return y, None, list(gw)
         y, vjp = jax.vjp(f, x, values)
         gx, gw = vjp(g)
         return y, gx, list(gw)

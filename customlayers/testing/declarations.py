@@ -45,7 +45,7 @@ CHECK_NAMES = ("output", "grad[input]", "grad[<weight>]", "losses",
                "numeric gradient", "lazy build", "error input",
                "hvp[input]", "hvp[<weight>]", "hvp_fwd[input]",
                "hessian[input]", "jvp", "jacobian[input]",
-               "jvp/vjp consistency")
+               "jvp/vjp consistency", "grad form", "mask", "mask[<where>]")
 
 
 def check_matches(check: str, pattern: str) -> bool:
@@ -256,6 +256,22 @@ class LayerCase:
             (dropout-like): the battery then runs the ``randomness``
             property in every policy and mode. ``None`` (default): the
             layer is deterministic.
+        input_ids: The input is integer ids, not floats: ``(low, high)``
+            or ``f(kwargs) -> (low, high)``, ids drawn in ``[low, high)``
+            (high exclusive; e.g. ``lambda kw: (0, kw["input_dim"])``).
+            Every drawn input holds ``low``, ``high - 1`` and ``0`` (when
+            in range); dtypes from ``id_dtypes`` under every policy. There
+            is no input gradient (reported as ``n/a``); weight gradients
+            are compared; the numeric gradient perturbs the weights only;
+            second order and forward mode (derivatives along the input)
+            are skipped with that reason.
+        id_dtypes: The integer dtypes drawn for ``input_ids`` inputs.
+        masks: Run the ``mask`` property: ``compute_mask`` and the mask a
+            model propagates from the layer equal the reference's.
+        input_mask: The layer's ``call`` takes ``mask=``: the ``mask``
+            property also draws a boolean mask (shaped like the input, or
+            ``f(x_shape) -> mask_shape``) and compares the outputs of
+            ``layer(x, mask=mask)`` and ``compute_mask(x, mask)``.
     """
 
     name: str
@@ -288,6 +304,10 @@ class LayerCase:
     modes: Optional[tuple] = None
     example_kwargs: Optional[Mapping] = None
     random: Optional[RandomSpec] = None
+    input_ids: Any = None
+    id_dtypes: tuple = ("int32", "int64")
+    masks: bool = False
+    input_mask: Any = False
 
     def __post_init__(self):
         if self.random is not None and not isinstance(self.random,
@@ -358,6 +378,18 @@ class LayerCase:
         if self.example_kwargs is not None:
             return dict(self.example_kwargs)
         return self.draw_kwargs(_SimplestData())
+
+    def id_range(self, kwargs) -> Optional[tuple]:
+        """``(low, high)`` of the ids for ``kwargs`` (``None``: the input
+        is not ids)."""
+        spec = self.input_ids
+        if spec is None:
+            return None
+        low, high = spec(kwargs) if callable(spec) else spec
+        if not int(low) < int(high):
+            raise ValueError(f"LayerCase({self.name!r}).input_ids gives "
+                             f"({low}, {high}); needs low < high")
+        return int(low), int(high)
 
     # -- expectations ---------------------------------------------------------
 

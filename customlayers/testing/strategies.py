@@ -145,6 +145,38 @@ def draw_array(data, shape, dtype: str, *, kinks=(), nonfinite=False,
     return x.astype(np_dtype(dtype))
 
 
+def id_edges(low: int, high: int) -> tuple:
+    """The ids every id input holds: both ends of ``[low, high)`` and 0
+    (the padding id of ``mask_zero``) when inside it."""
+    out = [low, high - 1] + ([0] if low <= 0 < high else [])
+    return tuple(dict.fromkeys(out))
+
+
+def draw_ids(data, shape, low: int, high: int, dtype: str, *,
+             label="input ids"):
+    """Integer ids of ``shape`` and ``dtype`` in ``[low, high)``: uniform,
+    or mostly one repeated id (duplicates are what a scatter-add gradient
+    sums), with :func:`id_edges` placed at drawn positions."""
+    seed = data.draw(st.integers(0, 2 ** 32 - 1), label=f"{label}: seed")
+    repeats = data.draw(st.booleans(), label=f"{label}: mostly repeated")
+    rng = np.random.default_rng(seed)
+    x = rng.integers(low, high, size=shape)
+    size = int(np.prod(shape))
+    flat = x.reshape(-1)
+    if repeats and size:
+        flat[rng.random(size) < 0.75] = int(rng.integers(low, high))
+    edges = id_edges(low, high)
+    if size:
+        n = min(len(edges), size)
+        where = data.draw(
+            st.lists(st.integers(0, size - 1), min_size=n, max_size=n,
+                     unique=True),
+            label=f"{label}: positions of {list(edges[:n])}")
+        for i, v in zip(where, edges):
+            flat[i] = v
+    return x.astype(np_dtype(dtype))
+
+
 def random_weights(rng: np.random.Generator, template, *, scale=0.5):
     """Random arrays like ``template`` (a list of arrays): normal * scale,
     never all zeros, so a dropped bias or a zero-initialised weight shows."""

@@ -9,6 +9,7 @@ float32-eager]``), from :mod:`customlayers.testing.battery`, so that
 from customlayers.testing import layer_test_suite
 from customlayers.testing.cases import DENSE, RELU
 from customlayers.testing.cases_dropout import DROPOUT
+from customlayers.testing.cases_embedding import EMBEDDING
 from customlayers.testing.cases_normalization import LAYER_NORMALIZATION
 
 TestDense = layer_test_suite(DENSE)
@@ -19,3 +20,6 @@ if LAYER_NORMALIZATION is not None:
 # Keras 3 only: customlayers.Dropout refuses Keras 2.
 if DROPOUT is not None:
     TestDropout = layer_test_suite(DROPOUT)
+# Keras 3 only: customlayers.Embedding refuses Keras 2.
+if EMBEDDING is not None:
+    TestEmbedding = layer_test_suite(EMBEDDING)

@@ -23,6 +23,7 @@ WEIGHTS = {
     "equivalence/graph": 0.2,
     "equivalence/compiled": 0.2,
     "lazy_build": 0.3,
+    "mask": 0.3,
     "config": 1.2,
     "saving": 0.03,
     "numeric_gradient": 0.5,
@@ -102,7 +103,9 @@ def guaranteed_values(case, kwargs, dtype, *, nonfinite=False) -> tuple:
 def draw_input(data, case, policy, kwargs, *, nonfinite=False,
                max_specials=8, label="input", shape=None):
     """One input array for ``case`` under ``policy`` (see
-    :class:`~customlayers.testing.LayerCase` for the knobs)."""
+    :class:`~customlayers.testing.LayerCase` for the knobs): integer ids
+    from ``case.id_dtypes`` whatever the policy when it declares
+    ``input_ids``."""
     dtype = cst.input_dtype(policy)
     if case.input_data is not None:
         spec = case.input_data
@@ -111,6 +114,11 @@ def draw_input(data, case, policy, kwargs, *, nonfinite=False,
         return np.asarray(spec)
     if shape is None:
         shape = case.draw_input_shape(data, kwargs)
+    ids = case.id_range(kwargs)
+    if ids is not None:
+        id_dtype = data.draw(st.sampled_from(case.id_dtypes),
+                             label="input ids: dtype")
+        return cst.draw_ids(data, shape, *ids, id_dtype, label=label)
     if case.input_elements is not None:
         from hypothesis.extra import numpy as hnp
         x = data.draw(hnp.arrays(np.float64, shape,

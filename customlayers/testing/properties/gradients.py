@@ -47,8 +47,12 @@ def numeric_tolerance(case) -> Tolerance:
 
 
 def check_numeric_gradient(case, kwargs, x, seed, recorder=PROCESS):
-    """One example of the numeric-gradient property."""
-    kinks = np.asarray(case.kinks(kwargs), np.float64)
+    """One example of the numeric-gradient property. For an id input
+    (integer or boolean) only the weights are perturbed: ids have no
+    derivative."""
+    from customlayers.testing.backends import is_ids
+    ids = is_ids(x)
+    kinks = np.asarray(case.kinks(kwargs) if not ids else (), np.float64)
     for k in kinks:  # push inputs off the kinks
         near = np.abs(x - k) < KINK_MARGIN
         x = np.where(near, k + np.where(x >= k, 2, -2) * KINK_MARGIN, x)
@@ -63,13 +67,19 @@ def check_numeric_gradient(case, kwargs, x, seed, recorder=PROCESS):
     # One random direction for the input and each weight at once.
     dx = rng.standard_normal(x.shape)
     dws = [rng.standard_normal(w.shape) for w in weights]
-    analytic = float(np.sum(fb.input_grad * dx) + sum(
-        np.sum(gw * d) for gw, d in zip(fb.weight_grads, dws)))
+    # Only trainable weights have a gradient (a LoRA-frozen table does
+    # not): the others are not perturbed.
+    trainable = [v.trainable for v in layer.weights]
+    dws = [d if t else np.zeros_like(d) for d, t in zip(dws, trainable)]
+    analytic = float((0.0 if ids else np.sum(fb.input_grad * dx)) + sum(
+        np.sum(gw * d) for gw, d in zip(
+            fb.weight_grads, [d for d, t in zip(dws, trainable) if t])))
     h = NUMERIC_STEP
 
     def f(sign):
         layer.set_weights([w + sign * h * d for w, d in zip(weights, dws)])
-        return float(np.sum(to_numpy(layer(x + sign * h * dx)) * g))
+        return float(np.sum(to_numpy(
+            layer(x if ids else x + sign * h * dx)) * g))
 
     numeric = (f(+1) - f(-1)) / (2 * h)
     layer.set_weights(weights)
@@ -130,7 +140,10 @@ def numeric_gradient_unavailable(case) -> str | None:
         from customlayers.testing.declarations import _SimplestData
         reference = _make(case, kwargs, "float64", case.reference)
         shape = case.draw_input_shape(_SimplestData(), kwargs)
-        y = to_numpy(reference(np.ones(shape, np.float64)))
+        ids = case.id_range(kwargs)
+        probe = np.ones(shape, np.float64) if ids is None else np.full(
+            shape, ids[0], case.id_dtypes[0])
+        y = to_numpy(reference(probe))
     except Exception as exc:  # noqa: BLE001 - the reason is reported
         return (f"the reference could not run in float64 here "
                 f"({type(exc).__name__}: {exc})")

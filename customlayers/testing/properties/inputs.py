@@ -96,13 +96,23 @@ INPUT_DTYPES = ("bool", "uint8", "int8", "int16", "int32", "int64",
                 "float16", "bfloat16", "float32", "float64")
 
 
+#: Integers below this are exact in the dtype (ids of an id input).
+_EXACT_BELOW = {"bool": 2, "uint8": 256, "int8": 128, "int16": 2 ** 15,
+                "int32": 2 ** 31, "int64": 2 ** 63, "float16": 2049,
+                "bfloat16": 257, "float32": 2 ** 24 + 1,
+                "float64": 2 ** 53 + 1}
+
+
 def check_input_dtype(case, kwargs, x, seed, recorder=PROCESS):
     """One example: under the default dtype policy, an input of ``x``'s
     dtype gives the reference's output dtype and values, or the same
     exception type where the reference refuses it."""
     custom = case.custom(**kwargs)
     reference = case.reference(**kwargs)
-    probe = np.ones((1,) + tuple(np.shape(x)[1:]), "float32")
+    ids = case.id_range(kwargs)
+    probe = np.full((1,) + tuple(np.shape(x)[1:]),
+                    1 if ids is None else ids[0],
+                    "float32" if ids is None else case.id_dtypes[0])
     build_pair(custom, reference, probe, weight_map=case.weight_map)
     from customlayers.testing.equivalence import copy_weights, random_weights
     copy_weights(custom, reference, weight_map=case.weight_map,
@@ -162,6 +172,10 @@ def input_dtypes_property(case, recorder=PROCESS):
         rng = np.random.default_rng(seed)
         lo = 0 if dtype in ("bool", "uint8") else -4
         hi = 2 if dtype == "bool" else 6
+        ids = case.id_range(kwargs)
+        if ids is not None:  # ids: inside the range and exact in dtype
+            lo, hi = max(ids[0], 0 if dtype in ("bool", "uint8") else
+                         ids[0]), min(ids[1], _EXACT_BELOW[dtype])
         values = rng.integers(lo, hi, size=shape)
         kinks = [k for k in case.kinks(kwargs) if float(k).is_integer()
                  and lo <= k < hi]

@@ -51,8 +51,12 @@ def check_lazy_build(case, policy, kwargs, first_shape, call_shapes, wrong,
         f"weight names differ: custom {names}, reference {ref_names}")
     before = [np.asarray(w).copy() for w in layer.get_weights()]
     dtype = cst.input_dtype(policy)
+    ids = case.id_range(kwargs)
+    fill = 1
+    if ids is not None:  # integer ids: the lowest id, in the first dtype
+        dtype, fill = case.id_dtypes[0], ids[0]
     for i, shape in enumerate(call_shapes):
-        x = np.ones(shape, dtype)
+        x = np.full(shape, fill, dtype)
         (k, a), (rk, b) = _outcome(layer, x), _outcome(reference, x)
         if rk == "error":
             assert k == "error", (
@@ -68,7 +72,7 @@ def check_lazy_build(case, policy, kwargs, first_shape, call_shapes, wrong,
         "calling the layer changed its weights"
     checks = [fact_check("lazy build", True)]
     last = first_shape[-1]
-    bad = np.ones((2,) + tuple(first_shape[1:-1]) + (wrong,), dtype)
+    bad = np.full((2,) + tuple(first_shape[1:-1]) + (wrong,), fill, dtype)
     (k, exc), (rk, ref_exc) = _outcome(layer, bad), _outcome(reference, bad)
     if rk == "ok":
         assert k == "ok", (
@@ -219,7 +223,10 @@ def check_saving(case, policy, fmt, kwargs, x, seed, recorder=PROCESS):
     """One example of the save/load property."""
     label = _FORMAT_LABELS[fmt]
     layer = _make(case, kwargs, policy)
-    model = keras.Sequential([keras.Input(x.shape[1:]), layer])
+    from customlayers.testing.backends import is_ids
+    model = keras.Sequential([keras.Input(
+        x.shape[1:], **({"dtype": x.dtype.name} if is_ids(x) else {})),
+        layer])
     model.set_weights(cst.random_weights(np.random.default_rng(seed),
                                          model.get_weights()))
     before = to_numpy(model(x))
