@@ -14,9 +14,9 @@ For a layer ``f(x, W)``, an upstream gradient ``g`` and directions ``v``
   the VJP
   ``J^T g`` of the same layer, for the consistency ``<g, J v> ==
   <J^T g, v>``.
-- :func:`hvp_forward_over_reverse`: the input Hessian-vector product of
-  ``<g, f(x, W)>`` (weights fixed) by forward mode over the reverse-mode
-  gradient (TensorFlow ``ForwardAccumulator`` around a ``GradientTape``,
+- :func:`hvp_forward_over_reverse`: the Hessian-vector product of
+  ``<g, f(x, W)>`` with respect to the input and every weight, by forward
+  mode over the reverse-mode gradient (TensorFlow ``ForwardAccumulator`` around a ``GradientTape``,
   ``jax.jvp`` of ``jax.vjp``), so a layer whose hand-written gradient has
   no forward-mode rule, or the wrong one, shows where reverse over reverse
   agrees; on torch ``torch.func.jvp`` of ``torch.func.vjp``.
@@ -72,14 +72,17 @@ def jvp(layer, x, v, g, mode="eager"):
     return _tf_jvp(layer, x, v, g, mode)
 
 
-def hvp_forward_over_reverse(layer, x, g, v, mode="eager"):
-    """``H_x v`` of ``<g, layer(x)>``: forward mode over reverse mode (see
-    the module docstring for torch), as a NumPy array."""
+def hvp_forward_over_reverse(layer, x, g, vs, mode="eager"):
+    """``H v`` of ``<g, layer(x)>`` with respect to the input and every
+    trainable weight, along ``vs`` (one direction per argument, input
+    first): forward mode over the reverse-mode gradient. A list of NumPy
+    arrays, ``None`` where the gradient does not depend on that argument
+    (TensorFlow)."""
     if BACKEND == "jax":
-        return _jax_fwd_over_rev(layer, x, g, v, mode)
+        return _jax_fwd_over_rev(layer, x, g, vs, mode)
     if BACKEND == "torch":
-        return _torch_hvp_input(layer, x, g, v)
-    return _tf_fwd_over_rev(layer, x, g, v, mode)
+        return _torch_fwd_over_rev(layer, x, g, vs)
+    return _tf_fwd_over_rev(layer, x, g, vs, mode)
 
 
 def jacobian(layer, x, mode="eager"):
@@ -229,19 +232,28 @@ def _tf_jvp(layer, x, v, g, mode):
     return _np(y), _np(jv), _np(vjp)
 
 
-def _tf_fwd_over_rev(layer, x, g, v, mode):
+def _tf_fwd_over_rev(layer, x, g, vs, mode):
     import tensorflow as tf
+    weights = list(layer.trainable_weights)
+    # The tf.Variable under a Keras 3 variable (Keras 2's are tf.Variables).
+    primals = [getattr(w, "value", w) if not callable(getattr(
+        w, "value", None)) else w for w in weights]
 
-    def fn(x, g, v):
-        with tf.autodiff.ForwardAccumulator(x, v) as acc:
+    def fn(x, g, vs):
+        with tf.autodiff.ForwardAccumulator([x] + primals, vs) as acc:
             with tf.GradientTape() as tape:
                 tape.watch(x)
                 y = layer(x)
-            gx = tape.gradient(y, x, output_gradients=tf.cast(g, y.dtype))
-        return acc.jvp(gx, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+            grads = tape.gradient(y, [x] + weights,
+                                  output_gradients=tf.cast(g, y.dtype))
+        return [None if gr is None else acc.jvp(
+            gr, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+            for gr in grads]
 
-    return _np(_tf_wrap(fn, mode)(_tf_tensor(x), _tf_tensor(g),
-                                  _tf_tensor(v)))
+    xt = _tf_tensor(x)
+    vs = [tf.cast(_tf_tensor(v), d) for v, d in zip(
+        vs, [xt.dtype] + [p.dtype for p in primals])]
+    return [_np(t) for t in _tf_wrap(fn, mode)(xt, _tf_tensor(g), vs)]
 
 
 # -- JAX -------------------------------------------------------------------------
@@ -306,20 +318,26 @@ def _jax_jvp(layer, x, v, g, mode):
     return _np(y), _np(jv), _np(vjp)
 
 
-def _jax_fwd_over_rev(layer, x, g, v, mode):
+def _jax_fwd_over_rev(layer, x, g, vs, mode):
     import jax
     import jax.numpy as jnp
     call, values = _jax_call(layer)
 
-    def fn(x, g, v):
-        def grad_x(x):
-            y, pull = jax.vjp(lambda x: call(x, values), x)
-            return pull(g.astype(y.dtype))[0]
-        return jax.jvp(grad_x, (x,), (v.astype(x.dtype),))[1]
+    def fn(x, g, values, vs):
+        def grads(x, values):
+            def h(x, values):
+                y = call(x, values)
+                return jnp.sum(y * g.astype(y.dtype))
+            return jax.grad(h, argnums=(0, 1))(x, values)
+        tangents = (vs[0].astype(x.dtype),
+                    [v.astype(w.dtype) for v, w in zip(vs[1:], values)])
+        _, (tx, tw) = jax.jvp(grads, (x, values), tangents)
+        return [tx] + list(tw)
 
     if mode == "compiled":
         fn = jax.jit(fn)
-    return _np(fn(jnp.asarray(x), jnp.asarray(g), jnp.asarray(v)))
+    return [_np(t) for t in fn(jnp.asarray(x), jnp.asarray(g), values,
+                               [jnp.asarray(v) for v in vs])]
 
 
 # -- torch -----------------------------------------------------------------------
@@ -360,17 +378,26 @@ def _torch_jvp(layer, x, v, g):
     return _np(y), _np(jv), _np(vjp)
 
 
-def _torch_hvp_input(layer, x, g, v):
+def _torch_fwd_over_rev(layer, x, g, vs):
+    import keras
     import torch
 
     from customlayers.testing.backends import _torch_tensor
-    xt = _torch_tensor(x)
-    gt = _torch_tensor(g)
+    weights = list(layer.trainable_variables)
+    xt, gt = _torch_tensor(x), _torch_tensor(g)
+    values = [w.value.detach() for w in weights]
 
-    def grad_x(t):
-        y, pull = torch.func.vjp(lambda t: layer(t), t)
-        return pull(gt.to(y.dtype))[0]
+    def grads(x, values):
+        def h(x, values):
+            with keras.StatelessScope(state_mapping=list(zip(weights,
+                                                             values))):
+                y = layer(x)
+            return torch.sum(y * gt.to(y.dtype))
+        return torch.func.grad(h, argnums=(0, 1))(x, values)
 
-    # Forward over reverse: torch.func.jvp of torch.func.vjp.
-    _, hv = torch.func.jvp(grad_x, (xt,), (_torch_tensor(v).to(xt.dtype),))
-    return _np(hv)
+    tangents = (_torch_tensor(vs[0]).to(xt.dtype),
+                [_torch_tensor(v).to(w.dtype) for v, w in zip(vs[1:],
+                                                              values)])
+    # Forward over reverse: torch.func.jvp of torch.func.grad.
+    _, (tx, tw) = torch.func.jvp(grads, (xt, values), tangents)
+    return [_np(t) for t in [tx] + list(tw)]

@@ -197,8 +197,8 @@ def check_second_order(case, policy, mode, kwargs, x, seed, upstream,
                        recorder=PROCESS):
     """One example: Hessian-vector products (reverse over reverse) with
     respect to the input and every weight equal the reference's, ``None``
-    (no dependence) included; the input one by forward over reverse
-    (``hvp_fwd[input]``) too; and the input Hessian through the backend's
+    (no dependence) included; by forward over reverse too
+    (``hvp_fwd[<argument>]``); and the input Hessian through the backend's
     Hessian API (``hessian[input]``, over the first
     :data:`~customlayers.testing.autodiff.HESSIAN_MAX` flat elements)."""
     from customlayers.testing import autodiff
@@ -226,10 +226,26 @@ def check_second_order(case, policy, mode, kwargs, x, seed, upstream,
                                 f"{len(got)} vs {len(want)}"))
     # Forward over reverse: H_x v of <g, f> (weights fixed), against the
     # reference's, along the same input direction.
-    comps.append(_compare_api(
-        "hvp_fwd[input]", lambda layer: autodiff.hvp_forward_over_reverse(
-            layer, x, upstream, vs[0], mode),
-        custom, reference, case, policy, exact, scope, recorder.ledger))
+    # Forward over reverse, with respect to the input and every weight.
+    fwd = []
+    for layer, directions in ((custom, vs), (reference, ref_vs)):
+        try:
+            fwd.append(autodiff.hvp_forward_over_reverse(
+                layer, x, upstream, directions, mode))
+        except Exception as exc:  # noqa: BLE001 - compared below
+            fwd.append(exc)
+    if any(isinstance(f, Exception) for f in fwd):
+        comps.append(_compare_api(
+            "hvp_fwd[input]", lambda layer: fwd[layer is reference],
+            custom, reference, case, policy, exact, scope, recorder.ledger))
+    else:
+        got_fwd = fwd[0][:1] + list((case.weight_map or list)(fwd[0][1:])) \
+            if all(a is not None for a in fwd[0][1:]) else fwd[0]
+        for name, a, b in zip(names, got_fwd, fwd[1]):
+            check = f"hvp_fwd[{name}]"
+            comps.append(_compare_maybe_none(
+                check, a, b, None if exact else case.tolerance(policy, check),
+                case, scope, recorder.ledger))
     # The Hessian API (tf.hessians / jax.hessian / torch.func.hessian)
     # over the first HESSIAN_MAX flat input elements, the rest held fixed:
     # every example, whatever its size.
@@ -260,9 +276,10 @@ def _compare_api(check, derive, custom, reference, case, policy, exact,
     results = []
     for layer in (custom, reference):
         try:
-            results.append(derive(layer))
+            result = derive(layer)
         except Exception as exc:  # noqa: BLE001 - compared below
-            results.append(exc)
+            result = exc
+        results.append(result)
     got, want = results
     if isinstance(got, Exception) or isinstance(want, Exception):
         ok = type(got) is type(want) or not isinstance(got, Exception)
