@@ -5,6 +5,8 @@ built-ins.
 - :class:`ReLU`, a drop-in for ``keras.layers.ReLU``;
 - :class:`LayerNormalization`, a drop-in for
   ``keras.layers.LayerNormalization`` (Keras 3);
+- :class:`BatchNormalization`, a drop-in for
+  ``keras.layers.BatchNormalization`` (Keras 3);
 - :class:`MyModel`, the tutorial's model built from them;
 - :mod:`customlayers.testing`, the public equivalence harness.
 
@@ -20,10 +22,11 @@ raises :class:`customlayers.backend.UnsupportedBackendError` here.
 """
 
 from customlayers import backend  # noqa: F401  (first: refuses a backend)
+from customlayers.batch_normalization import BatchNormalization
 from customlayers.dense import Dense
 from customlayers.layer_normalization import LayerNormalization
 from customlayers.model import MyModel
 from customlayers.relu import ReLU
 
 __version__ = "0.1.0"
-__all__ = ["Dense", "LayerNormalization", "ReLU", "MyModel", "__version__"]
+__all__ = ["BatchNormalization", "Dense", "LayerNormalization", "ReLU", "MyModel", "__version__"]
