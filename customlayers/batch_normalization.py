@@ -77,11 +77,10 @@ class BatchNormalization(keras.layers.Layer):
             of the moving statistics (zeros, ones).
         beta_regularizer, gamma_regularizer: Optional regularizers.
         beta_constraint, gamma_constraint: Optional constraints.
-        synchronized: Accepted as the built-in does (``True`` only on the
-            TensorFlow backend). Outside a distribution strategy's replica
-            context the built-in computes local moments, as this layer
-            does; inside one (cross-replica statistics) this layer raises
-            ``NotImplementedError`` when called in training mode.
+        synchronized: As the built-in (``True`` only on the TensorFlow
+            backend): the batch statistics are ``E[x^2] - E[x]^2`` of sums
+            all-reduced over the replicas of the current replica context
+            (one replica outside a distribution strategy).
         renorm, renorm_clipping, renorm_momentum: Batch renormalization is
             not implemented: ``renorm=True`` raises ``NotImplementedError``
             (the other two are kept in the config, as the built-in's).
@@ -267,7 +266,9 @@ class BatchNormalization(keras.layers.Layer):
         axes = self._reduction_axes
         if mask is not None:
             return self._masked_moments(x, mask, axes)
-        if _keras.BACKEND == "tensorflow":
+        if _keras.BACKEND == "tensorflow" and self.synchronized:
+            mean, variance = self._synchronized_moments(x, axes)
+        elif _keras.BACKEND == "tensorflow":
             # tf.nn.moments, op for op (squared difference against a stopped
             # mean, in a ``moments`` name scope: see LayerNormalization).
             import tensorflow as tf
@@ -288,6 +289,30 @@ class BatchNormalization(keras.layers.Layer):
             variance = ops.var(x, axis=axes, keepdims=True)
         return (ops.squeeze(mean, axis=axes),
                 ops.squeeze(variance, axis=axes))
+
+    @staticmethod
+    def _synchronized_moments(x, axes):
+        """TensorFlow, ``synchronized=True``: the built-in's cross-replica
+        moments, ``E[x^2] - E[x]^2`` from sums all-reduced over the
+        replicas of the current replica context (the default context
+        outside a distribution strategy: one replica), clipped at 0."""
+        import tensorflow as tf
+        ctx = tf.distribute.get_replica_context()
+        if ctx is None:  # cross-replica context: local moments, as Keras
+            with keras.name_scope("moments"):
+                mean = ops.mean(x, axis=axes, keepdims=True)
+                return mean, ops.mean(tf.math.squared_difference(
+                    x, ops.stop_gradient(mean)), axis=axes, keepdims=True)
+        total = ops.sum(x, axis=axes, keepdims=True)
+        squares = ops.sum(ops.square(x), axis=axes, keepdims=True)
+        count = ops.sum(ops.ones_like(x), axis=axes, keepdims=True)
+        total = ctx.all_reduce(tf.distribute.ReduceOp.SUM, total)
+        squares = ctx.all_reduce(tf.distribute.ReduceOp.SUM, squares)
+        count = ctx.all_reduce(tf.distribute.ReduceOp.SUM, count)
+        mean = tf.math.divide_no_nan(total, count)
+        variance = ops.maximum(
+            tf.math.divide_no_nan(squares, count) - ops.square(mean), 0.0)
+        return mean, variance
 
     def _masked_moments(self, x, mask, axes):
         """Moments over the positions the mask keeps (the built-in's

@@ -155,3 +155,5 @@ RELU = LayerCase(
 CASES = types.MappingProxyType({c.name: c for c in (DENSE, RELU)})
 from customlayers.testing.cases_normalization import CASES as _NORMALIZATION  # noqa: E402,E501
 CASES = types.MappingProxyType({**CASES, **_NORMALIZATION})
+from customlayers.testing.cases_batch_normalization import CASES as _BATCH_NORMALIZATION  # noqa: E402,E501
+CASES = types.MappingProxyType({**CASES, **_BATCH_NORMALIZATION})

@@ -248,6 +248,20 @@ class LayerCase:
         modes: Execution modes the battery runs.
         example_kwargs: Plain constructor arguments for one reference layer
             (to ask which save formats apply); default: the first draw.
+        training: The values of the ``training`` call argument the
+            equivalence property runs, each as its own item
+            (``equivalence-float32-eager-training`` / ``-inference``).
+            ``()`` (default): ``training`` is not passed (a layer whose
+            call takes none, or one that behaves the same either way).
+            Other properties call the layer without it (inference).
+        state_steps: How many training-mode calls (``training=True``,
+            a new drawn batch each) the ``state`` property makes, comparing
+            the output and every non-trainable variable (moving
+            statistics, ...) with the reference's after each one. ``0``
+            (default): no ``state`` property.
+        positive_weights: Names of weights (e.g. ``("moving_variance",)``)
+            whose random values are drawn positive (``|normal| * 0.5``):
+            weights the layer takes square roots or logarithms of.
     """
 
     name: str
@@ -279,6 +293,9 @@ class LayerCase:
     policies: Optional[tuple] = None
     modes: Optional[tuple] = None
     example_kwargs: Optional[Mapping] = None
+    training: tuple = ()
+    state_steps: int = 0
+    positive_weights: tuple = ()
 
     def __post_init__(self):
         if not self.name or not isinstance(self.name, str):
@@ -310,6 +327,15 @@ class LayerCase:
             if not isinstance(e, ErrorInput):
                 raise TypeError(f"LayerCase({self.name!r}).error_inputs "
                                 f"holds {e!r}; expected ErrorInput")
+        if isinstance(self.training, bool) or any(
+                not isinstance(t, bool) for t in self.training):
+            raise TypeError(f"LayerCase({self.name!r}).training must be a "
+                            "tuple of bools (e.g. (False, True)); got "
+                            f"{self.training!r}")
+        if isinstance(self.positive_weights, str):
+            raise TypeError(f"LayerCase({self.name!r}).positive_weights "
+                            "must be a tuple of weight names; got "
+                            f"{self.positive_weights!r}")
         for k, v in self.check_tolerances.items():
             if not isinstance(v, (Tolerance, Mapping)):
                 raise TypeError(f"check_tolerances[{k!r}] = {v!r}; expected "

@@ -15,3 +15,9 @@ TestReLU = layer_test_suite(RELU)
 # Keras 3 only: customlayers.LayerNormalization refuses Keras 2.
 if LAYER_NORMALIZATION is not None:
     TestLayerNormalization = layer_test_suite(LAYER_NORMALIZATION)
+
+from customlayers.testing.cases_batch_normalization import (  # noqa: E402
+    BATCH_NORMALIZATION)
+
+if BATCH_NORMALIZATION is not None:
+    TestBatchNormalization = layer_test_suite(BATCH_NORMALIZATION)

@@ -25,6 +25,8 @@ from customlayers.testing.properties.gradients import (  # noqa: F401
 from customlayers.testing.properties.inputs import (  # noqa: F401
     INPUT_DTYPES, check_error_input, check_input_dtype,
     error_inputs_property, input_dtypes_property, names_value)
+from customlayers.testing.properties.state import (  # noqa: F401
+    check_state, state_property, training_step)
 from customlayers.testing.properties.structure import (  # noqa: F401
     check_config, check_lazy_build, check_saving, config_property,
     lazy_build_property, missing_parameters, saving_property)

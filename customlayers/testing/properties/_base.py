@@ -37,6 +37,10 @@ WEIGHTS = {
     "forward_mode/eager": 0.1,
     "forward_mode/graph": 0.05,
     "forward_mode/compiled": 0.03,
+    # state_steps training-mode calls per example, each compared.
+    "state/eager": 0.2,
+    "state/graph": 0.1,
+    "state/compiled": 0.1,
 }
 
 

@@ -220,8 +220,10 @@ def check_saving(case, policy, fmt, kwargs, x, seed, recorder=PROCESS):
     label = _FORMAT_LABELS[fmt]
     layer = _make(case, kwargs, policy)
     model = keras.Sequential([keras.Input(x.shape[1:]), layer])
-    model.set_weights(cst.random_weights(np.random.default_rng(seed),
-                                         model.get_weights()))
+    from customlayers.testing.equivalence import positive_indices
+    model.set_weights(cst.random_weights(
+        np.random.default_rng(seed), model.get_weights(),
+        positive=positive_indices(model, case.positive_weights)))
     before = to_numpy(model(x))
     with tempfile.TemporaryDirectory() as tmp:
         path = save_path(tmp, fmt)
