@@ -335,7 +335,7 @@ class BatchNormalization(keras.layers.Layer):
         gamma``, with each backend's broadcasting and order."""
         ndims = len(x.shape)
         shape = [1] * ndims
-        shape[self.axis] = mean.shape[0]
+        shape[self.axis] = x.shape[self.axis]
 
         def reshape(v):
             return None if v is None else ops.reshape(v, shape)

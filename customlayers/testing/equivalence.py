@@ -340,6 +340,13 @@ def _constrained(custom, reference, weight_map):
         return out
     a = (weight_map or _identity)(apply(custom))
     b = apply(reference)
+    # Trainable weights only: non-trainable ones have no constraint, and a
+    # training=True call may have updated them (moving statistics), which
+    # the ``state`` property compares, under its own name.
+    keep = [bool(getattr(v, "trainable", True)) for v in reference.weights]
+    if len(keep) == len(a) == len(b):
+        a = [w for w, k in zip(a, keep) if k]
+        b = [w for w, k in zip(b, keep) if k]
     flat = lambda ws: (np.concatenate([w.reshape(-1) for w in ws])  # noqa
                        if ws else np.zeros(0))
     return flat(a), flat(b)
