@@ -248,20 +248,15 @@ class LayerCase:
         modes: Execution modes the battery runs.
         example_kwargs: Plain constructor arguments for one reference layer
             (to ask which save formats apply); default: the first draw.
-        training: The values of the ``training`` call argument the
-            equivalence property runs, each as its own item
-            (``equivalence-float32-eager-training`` / ``-inference``).
-            ``()`` (default): ``training`` is not passed (a layer whose
-            call takes none, or one that behaves the same either way).
-            Other properties call the layer without it (inference).
-        state_steps: How many training-mode calls (``training=True``,
-            a new drawn batch each) the ``state`` property makes, comparing
-            the output and every non-trainable variable (moving
-            statistics, ...) with the reference's after each one. ``0``
-            (default): no ``state`` property.
-        positive_weights: Names of weights (e.g. ``("moving_variance",)``)
-            whose random values are drawn positive (``|normal| * 0.5``):
-            weights the layer takes square roots or logarithms of.
+        training: Values of the ``training`` call argument the
+            equivalence property runs, one item each (ids end ``-training``
+            / ``-inference``); ``()``: not passed. Other properties call
+            the layer without it.
+        state_steps: Training-mode calls (new batch each) the ``state``
+            property makes, comparing the output and every non-trainable
+            variable after each; ``0``: no ``state`` property.
+        positive_weights: Names of weights drawn ``|normal| * 0.5`` (e.g.
+            ``("moving_variance",)``, which the layer takes roots of).
     """
 
     name: str
@@ -328,13 +323,11 @@ class LayerCase:
                 raise TypeError(f"LayerCase({self.name!r}).error_inputs "
                                 f"holds {e!r}; expected ErrorInput")
         if isinstance(self.training, bool) or any(
-                not isinstance(t, bool) for t in self.training):
-            raise TypeError(f"LayerCase({self.name!r}).training must be a "
-                            "tuple of bools (e.g. (False, True)); got "
-                            f"{self.training!r}")
-        if isinstance(self.positive_weights, str):
-            raise TypeError(f"LayerCase({self.name!r}).positive_weights "
-                            "must be a tuple of weight names; got "
+                not isinstance(t, bool) for t in self.training) or \
+                isinstance(self.positive_weights, str):
+            raise TypeError(f"LayerCase({self.name!r}): training is a tuple "
+                            "of bools, positive_weights a tuple of names; "
+                            f"got {self.training!r}, "
                             f"{self.positive_weights!r}")
         for k, v in self.check_tolerances.items():
             if not isinstance(v, (Tolerance, Mapping)):
