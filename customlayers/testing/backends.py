@@ -157,7 +157,8 @@ def forward_backward(layer, x: np.ndarray, upstream: np.ndarray | None,
     return _tf_forward_backward(layer, x, upstream, mode, kw)
 
 
-def _tf_forward_backward(layer, x, upstream, mode, kw):
+def _tf_forward_backward(layer, x, upstream, mode, kw=None):
+    kw = kw or {}
     import tensorflow as tf
 
     # Every example traces a new tf.function on purpose (new layers, new
@@ -195,7 +196,8 @@ def _tf_forward_backward(layer, x, upstream, mode, kw):
                    losses)
 
 
-def _jax_forward_backward(layer, x, upstream, mode, kw):
+def _jax_forward_backward(layer, x, upstream, mode, kw=None):
+    kw = kw or {}
     import jax
     import jax.numpy as jnp
 
@@ -250,7 +252,8 @@ def _torch_tensor(a):
     return ops.convert_to_tensor(a)
 
 
-def _torch_forward_backward(layer, x, upstream, mode, kw):
+def _torch_forward_backward(layer, x, upstream, mode, kw=None):
+    kw = kw or {}
     import torch
 
     weights = list(layer.trainable_variables)
