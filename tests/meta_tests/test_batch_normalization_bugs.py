@@ -77,3 +77,21 @@ def test_every_planted_bug_is_a_real_change():
         own = {n for n, v in vars(broken).items()
                if hasattr(real, n) and callable(v)}
         assert own, f"{broken.__name__} overrides nothing of {real.__name__}"
+
+
+def test_run_equivalence_test_runs_the_state_check():
+    """The one-call API takes ``training``/``state_steps`` too: the real
+    layer passes bit for bit, the swapped momentum fails only the state
+    comparisons (seed 0, printed in the report)."""
+    from customlayers.testing import run_equivalence_test
+    args = dict(reference=BN.reference, init_kwargs={"momentum": 0.9},
+                input_shape=(4, 3), exact=True, training=(False, True),
+                checks=("equivalence", "state"), state_steps=3,
+                positive_weights=("moving_variance",))
+    run_equivalence_test(BN.custom, **args)
+    report = run_equivalence_test(bb.SwappedMomentumBN, **args,
+                                  raise_on_failure=False)
+    failed = {f for failure in report.recorder.failures
+              for f in failure.checks}
+    assert failed == {"state[moving_mean]", "state[moving_variance]"}, \
+        str(report)
