@@ -7,6 +7,8 @@ built-ins.
 - :class:`LayerNormalization`, a drop-in for
   ``keras.layers.LayerNormalization`` (Keras 3);
 - :class:`Dropout`, a drop-in for ``keras.layers.Dropout`` (Keras 3);
+- :class:`BatchNormalization`, a drop-in for
+  ``keras.layers.BatchNormalization`` (Keras 3);
 - :class:`MyModel`, the tutorial's model built from them;
 - :mod:`customlayers.testing`, the public equivalence harness.
 
@@ -22,6 +24,7 @@ raises :class:`customlayers.backend.UnsupportedBackendError` here.
 """
 
 from customlayers import backend  # noqa: F401  (first: refuses a backend)
+from customlayers.batch_normalization import BatchNormalization
 from customlayers.dense import Dense
 from customlayers.dropout import Dropout
 from customlayers.embedding import Embedding
@@ -30,5 +33,5 @@ from customlayers.model import MyModel
 from customlayers.relu import ReLU
 
 __version__ = "0.1.0"
-__all__ = ["Dense", "Dropout", "Embedding", "LayerNormalization", "ReLU",
-           "MyModel", "__version__"]
+__all__ = ["BatchNormalization", "Dense", "Dropout", "Embedding",
+           "LayerNormalization", "ReLU", "MyModel", "__version__"]

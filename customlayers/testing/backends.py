@@ -148,8 +148,13 @@ def _result(y, input_grad, weight_grads, weights, losses):
     )
 
 
+def call_kwargs(training) -> dict:
+    """The call's keyword arguments for ``training`` (``None``: none)."""
+    return {} if training is None else {"training": bool(training)}
+
+
 def forward_backward(layer, x: np.ndarray, upstream: np.ndarray | None,
-                     mode: str = "eager") -> ForwardBackward:
+                     mode: str = "eager", training=None) -> ForwardBackward:
     """Run ``layer`` on ``x`` and differentiate ``sum(output * upstream)``.
 
     Args:
@@ -158,23 +163,27 @@ def forward_backward(layer, x: np.ndarray, upstream: np.ndarray | None,
         upstream: The cotangent of the output (its shape and dtype), or
             ``None`` for forward only.
         mode: One of :data:`MODES`.
+        training: The ``training`` call argument (``None``: not passed).
     """
     reason = supported_modes().get(mode, f"unknown mode {mode!r}; expected "
                                          f"one of {MODES}")
     if reason:
         raise NotImplementedError(f"mode {mode!r}: {reason}")
     from customlayers.testing.compiled_cache import _forward_backward_cached
-    cached = _forward_backward_cached([layer], x, upstream, mode)
+    cached = _forward_backward_cached([layer], x, upstream, mode,
+                                      training=training)
     if cached is not None:
         return cached[0]
+    kw = call_kwargs(training)
     if BACKEND == "jax":
-        return _jax_forward_backward(layer, x, upstream, mode)
+        return _jax_forward_backward(layer, x, upstream, mode, kw)
     if BACKEND == "torch":
-        return _torch_forward_backward(layer, x, upstream, mode)
-    return _tf_forward_backward(layer, x, upstream, mode)
+        return _torch_forward_backward(layer, x, upstream, mode, kw)
+    return _tf_forward_backward(layer, x, upstream, mode, kw)
 
 
-def _tf_forward_backward(layer, x, upstream, mode):
+def _tf_forward_backward(layer, x, upstream, mode, kw=None):
+    kw = kw or {}
     import tensorflow as tf
 
     # Every example traces a new tf.function on purpose (new layers, new
@@ -188,7 +197,7 @@ def _tf_forward_backward(layer, x, upstream, mode):
         with tf.GradientTape() as tape:
             if not ids:
                 tape.watch(x)
-            y = layer(x)
+            y = layer(x, **kw)
         if g is None:
             return y, []
         # A weight the output does not depend on gets None here (Keras
@@ -216,7 +225,8 @@ def _tf_forward_backward(layer, x, upstream, mode):
                    losses)
 
 
-def _jax_forward_backward(layer, x, upstream, mode):
+def _jax_forward_backward(layer, x, upstream, mode, kw=None):
+    kw = kw or {}
     import jax
     import jax.numpy as jnp
 
@@ -232,7 +242,7 @@ def _jax_forward_backward(layer, x, upstream, mode):
             # so a mixed_float16 layer would compute in float32.
             mapping = list(zip(weights, values)) + non_trainable
             with keras.StatelessScope(state_mapping=mapping):
-                return layer(x)
+                return layer(x, **kw)
 
         if g is None:
             return f(x, values), None, []
@@ -258,7 +268,7 @@ def _jax_forward_backward(layer, x, upstream, mode):
     y, gx, gws = fn(xt, gt, values)
     losses = []
     if mode == "eager":
-        layer(xt)  # a plain call, to read the layer's losses as TF does
+        layer(xt, **kw)  # a plain call, to read the losses as TF does
         losses = [float(_to_numpy(v)) for v in layer.losses]
     return _result(y, gx, gws, weights, losses)
 
@@ -275,7 +285,8 @@ def _torch_tensor(a):
     return ops.convert_to_tensor(a)
 
 
-def _torch_forward_backward(layer, x, upstream, mode):
+def _torch_forward_backward(layer, x, upstream, mode, kw=None):
+    kw = kw or {}
     import torch
 
     weights = list(layer.trainable_variables)
@@ -283,7 +294,7 @@ def _torch_forward_backward(layer, x, upstream, mode):
     xt = _torch_tensor(x).detach()
     if not ids:  # torch refuses requires_grad on an integer tensor
         xt = xt.requires_grad_(True)
-    y = layer(xt)
+    y = layer(xt, **kw)
     grads = []
     if upstream is not None:
         params = [w.value for w in weights]
@@ -307,6 +318,7 @@ from customlayers.testing.compiled_cache import (  # noqa: E402
     CACHE_SIZE, CACHE_STATS, clear_cache, forward_backward_pair, signature)
 
 __all__ = ["CACHE_SIZE", "CACHE_STATS", "ForwardBackward", "MODES",
-           "clear_cache", "device", "forward_backward", "is_ids",
+           "call_kwargs", "clear_cache", "device", "forward_backward",
+           "is_ids",
            "forward_backward_pair", "signature", "supported_modes",
            "torch_on_cuda"]

@@ -37,6 +37,9 @@ class Item:
     policy: Optional[str] = None
     mode: Optional[str] = None
     fmt: Optional[str] = None
+    #: The ``training`` call argument of an equivalence item (``None``: not
+    #: passed; see ``LayerCase.training``).
+    training: Optional[bool] = None
     #: ``f() -> reason or None``, evaluated when the item runs (it may
     #: build a layer, which collection should not).
     skip: Optional[Callable[[], Optional[str]]] = None
@@ -44,12 +47,18 @@ class Item:
     @property
     def id(self) -> str:
         return "-".join(p for p in (self.kind, self.fmt, self.policy,
-                                    self.mode) if p)
+                                    self.mode, self._training_label) if p)
+
+    @property
+    def _training_label(self) -> Optional[str]:
+        if self.training is None:
+            return None
+        return "training" if self.training else "inference"
 
     @property
     def label(self) -> str:
         parts = [self.kind.replace("_", " "), self.case.name, self.fmt,
-                 self.policy, self.mode]
+                 self.policy, self.mode, self._training_label]
         return " ".join(p for p in parts if p)
 
     def skip_reason(self) -> Optional[str]:
@@ -66,7 +75,11 @@ class Item:
         case = self.case
         if self.kind == "equivalence":
             return props.equivalence_property(case, self.policy, self.mode,
-                                              recorder, artifacts_dir)
+                                              recorder, artifacts_dir,
+                                              training=self.training)
+        if self.kind == "state":
+            return props.state_property(case, self.policy, self.mode,
+                                        recorder)
         if self.kind == "lazy_build":
             return props.lazy_build_property(case, self.policy, recorder)
         if self.kind == "config":
@@ -115,11 +128,18 @@ def items(case, policies=None, modes=None) -> list:
     modes = list(modes or case.modes or MODES)
     support = supported_modes()
     out = []
+    trainings = tuple(case.training) or (None,)
     for policy in policies:
         for mode in modes:
             reason = support.get(mode, f"unknown mode {mode!r}")
-            out.append(Item("equivalence", case, policy, mode,
-                            skip=(lambda r=reason: r) if reason else None))
+            for training in trainings:
+                out.append(Item("equivalence", case, policy, mode,
+                                training=training,
+                                skip=(lambda r=reason: r) if reason
+                                else None))
+            if case.state_steps:
+                out.append(Item("state", case, policy, mode, skip=(
+                    lambda r=reason: r) if reason else None))
         out.append(Item("lazy_build", case, policy))
         for mode in modes if case.random is not None else ():
             reason = support.get(mode, f"unknown mode {mode!r}")

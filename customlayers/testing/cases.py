@@ -159,3 +159,5 @@ from customlayers.testing.cases_dropout import CASES as _DROPOUT  # noqa: E402
 CASES = types.MappingProxyType({**CASES, **_DROPOUT})
 from customlayers.testing.cases_embedding import CASES as _EMBEDDING  # noqa: E402,E501
 CASES = types.MappingProxyType({**CASES, **_EMBEDDING})
+from customlayers.testing.cases_batch_normalization import CASES as _BATCH_NORMALIZATION  # noqa: E402,E501
+CASES = types.MappingProxyType({**CASES, **_BATCH_NORMALIZATION})

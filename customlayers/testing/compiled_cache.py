@@ -13,7 +13,8 @@ import json
 import numpy as np
 
 from customlayers._keras import BACKEND
-from customlayers.testing.backends import _result, forward_backward, is_ids
+from customlayers.testing.backends import (_result, call_kwargs,
+                                          forward_backward, is_ids)
 
 # -- compiled once per signature ---------------------------------------------
 
@@ -45,7 +46,7 @@ def _cacheable(mode: str) -> bool:
     return KERAS_MAJOR >= 3
 
 
-def signature(layer, x: np.ndarray, upstream, mode: str):
+def signature(layer, x: np.ndarray, upstream, mode: str, training=None):
     """The key under which ``layer``'s traced function is cached, or ``None``
     when it cannot be keyed safely (eager mode, Keras 2, torch, a config
     that does not serialize or names an object by its address).
@@ -55,7 +56,13 @@ def signature(layer, x: np.ndarray, upstream, mode: str):
     initializers), same dtype policy, same variables (shape, dtype,
     trainable, in order), called on inputs of the same shape and dtype,
     with an upstream gradient of the same shape and dtype, in the same
-    mode."""
+    mode, with the same ``training`` call argument.
+
+    A call with ``training=True`` may update non-trainable variables
+    (BatchNormalization's moving statistics): the cached function calls the
+    template statelessly and returns outputs and gradients only, so those
+    updates are dropped (the layer's variables keep their values). The
+    ``state`` property compares the updates, outside this cache."""
     if not _cacheable(mode):
         return None
     try:
@@ -82,7 +89,7 @@ def signature(layer, x: np.ndarray, upstream, mode: str):
             mode, BACKEND, tuple(x.shape), x.dtype.name,
             None if g is None else (tuple(g.shape), g.dtype.name),
             specs(layer.trainable_variables),
-            specs(layer.non_trainable_variables))
+            specs(layer.non_trainable_variables), training)
 
 
 def _cached(key, make):
@@ -101,7 +108,8 @@ def _cached(key, make):
 
 
 def forward_backward_pair(custom, reference, x: np.ndarray,
-                          upstream: np.ndarray | None, mode: str = "eager"):
+                          upstream: np.ndarray | None, mode: str = "eager",
+                          training=None):
     """:func:`forward_backward` of both layers of a pair, on the same ``x``
     and ``upstream``: ``(custom's, reference's)``.
 
@@ -109,26 +117,29 @@ def forward_backward_pair(custom, reference, x: np.ndarray,
     XLA or ``jax.jit`` compiles) both: one compilation per pair signature
     instead of two (two independent computations in one program; each
     layer's result is its own)."""
-    cached = _forward_backward_cached([custom, reference], x, upstream, mode)
+    cached = _forward_backward_cached([custom, reference], x, upstream, mode,
+                                      training=training)
     if cached is not None:
         return tuple(cached)
-    return (forward_backward(custom, x, upstream, mode),
-            forward_backward(reference, x, upstream, mode))
+    return (forward_backward(custom, x, upstream, mode, training=training),
+            forward_backward(reference, x, upstream, mode,
+                             training=training))
 
 
-def _forward_backward_cached(layers, x, upstream, mode):
+def _forward_backward_cached(layers, x, upstream, mode, training=None):
     """The cached path for ``layers`` (one, or a pair traced together): a
     list of :class:`ForwardBackward`, or ``None`` when it does not apply or
     failed (the per-example path then runs, and raises what the layer
     raises)."""
-    keys = [signature(layer, x, upstream, mode) for layer in layers]
+    keys = [signature(layer, x, upstream, mode, training) for layer in layers]
     if any(k is None for k in keys):
         CACHE_STATS["uncached"] += 1
         return None
     key = tuple(keys)
     make = _tf_traced if BACKEND == "tensorflow" else _jax_traced
     try:
-        fn = _cached(key, lambda: make(layers, x, upstream, mode))
+        fn = _cached(key, lambda: make(layers, x, upstream, mode,
+                                       call_kwargs(training)))
         values = [([v.value for v in layer.trainable_variables],
                    [v.value for v in layer.non_trainable_variables])
                   for layer in layers]
@@ -141,7 +152,7 @@ def _forward_backward_cached(layers, x, upstream, mode):
             for layer, (y, gx, gws) in zip(layers, outs)]
 
 
-def _tf_traced(templates, x, upstream, mode):
+def _tf_traced(templates, x, upstream, mode, kw):
     """``f(x, g, [(values, frozen), ...]) -> [(y, dx, dvalues), ...]`` for
     layers with ``templates``' signatures: one ``tf.function`` with static
     shapes (with ``None`` dimensions TensorFlow's graph optimizations pick
@@ -165,7 +176,7 @@ def _tf_traced(templates, x, upstream, mode):
                 tape.watch(x)
             tape.watch(values)
             with keras.StatelessScope(state_mapping=mapping):
-                y = template(x)
+                y = template(x, **kw)
         if g is None:
             return y, []
         sources = values if ids else [x] + values
@@ -212,7 +223,7 @@ def _tf_traced(templates, x, upstream, mode):
     return call
 
 
-def _jax_traced(templates, x, upstream, mode):
+def _jax_traced(templates, x, upstream, mode, kw):
     """The JAX counterpart of :func:`_tf_traced`: one ``jax.jit`` function
     (``mode == "compiled"``), which compiles once per input shape."""
     import jax
@@ -227,7 +238,7 @@ def _jax_traced(templates, x, upstream, mode):
                    + list(zip(template.non_trainable_variables,
                               frozen_values)))
         with keras.StatelessScope(state_mapping=mapping):
-            return template(x)
+            return template(x, **kw)
 
     def one(template, x, g, values, frozen_values):
         def f(x, values):

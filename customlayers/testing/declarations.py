@@ -272,6 +272,15 @@ class LayerCase:
             property also draws a boolean mask (shaped like the input, or
             ``f(x_shape) -> mask_shape``) and compares the outputs of
             ``layer(x, mask=mask)`` and ``compute_mask(x, mask)``.
+        training: Values of the ``training`` call argument the
+            equivalence property runs, one item each (ids end ``-training``
+            / ``-inference``); ``()``: not passed. Other properties call
+            the layer without it.
+        state_steps: Training-mode calls (new batch each) the ``state``
+            property makes, comparing the output and every non-trainable
+            variable after each; ``0``: no ``state`` property.
+        positive_weights: Names of weights drawn ``|normal| * 0.5`` (e.g.
+            ``("moving_variance",)``, which the layer takes roots of).
     """
 
     name: str
@@ -308,6 +317,9 @@ class LayerCase:
     id_dtypes: tuple = ("int32", "int64")
     masks: bool = False
     input_mask: Any = False
+    training: tuple = ()
+    state_steps: int = 0
+    positive_weights: tuple = ()
 
     def __post_init__(self):
         if self.random is not None and not isinstance(self.random,
@@ -343,6 +355,13 @@ class LayerCase:
             if not isinstance(e, ErrorInput):
                 raise TypeError(f"LayerCase({self.name!r}).error_inputs "
                                 f"holds {e!r}; expected ErrorInput")
+        if isinstance(self.training, bool) or any(
+                not isinstance(t, bool) for t in self.training) or \
+                isinstance(self.positive_weights, str):
+            raise TypeError(f"LayerCase({self.name!r}): training is a tuple "
+                            "of bools, positive_weights a tuple of names; "
+                            f"got {self.training!r}, "
+                            f"{self.positive_weights!r}")
         for k, v in self.check_tolerances.items():
             if not isinstance(v, (Tolerance, Mapping)):
                 raise TypeError(f"check_tolerances[{k!r}] = {v!r}; expected "

@@ -47,6 +47,8 @@ class EquivalenceReport:
     comparisons: list
     #: The seed the weights were randomised from (``None``: given or kept).
     weights_seed: int | None = None
+    #: The ``training`` call argument (``None``: not passed).
+    training: bool | None = None
 
     @property
     def passed(self) -> bool:
@@ -107,6 +109,8 @@ def _failure_message(report: EquivalenceReport, custom, reference,
            if out_tol is None else
            f"rtol={out_tol.rtol:g} atol={out_tol.atol:g}")
     parts = [head, f"  comparison: {tol}"]
+    if report.training is not None:
+        parts.append(f"  called with training={report.training}")
     if report.weights_seed is not None:
         parts.append(f"  weights: random normal * 0.5 from seed "
                      f"{report.weights_seed}")
@@ -151,14 +155,25 @@ def copy_weights(custom, reference, *, weights=None, weight_map=None) -> None:
     reference.set_weights(mapped)
 
 
-def random_weights(layer, seed: int, scale: float = 0.5) -> list:
+def random_weights(layer, seed: int, scale: float = 0.5,
+                   positive=()) -> list:
     """Random normal values (times ``scale``) shaped like ``layer``'s
     weights, never exactly zero, from ``seed``: a dropped bias or a
     zero-initialised weight shows up, unlike with the fresh
-    initialisation."""
+    initialisation. Weights named in ``positive`` (the last part of their
+    path, e.g. ``moving_variance``) get absolute values."""
     from customlayers.testing.strategies import random_weights as draw
     return draw(np.random.default_rng(seed), layer.get_weights(),
-                scale=scale)
+                scale=scale, positive=positive_indices(layer, positive))
+
+
+def positive_indices(layer, names) -> tuple:
+    """Indices (in ``layer.weights``) of the weights named in ``names``."""
+    if not names:
+        return ()
+    return tuple(i for i, v in enumerate(layer.weights)
+                 if (getattr(v, "path", None) or v.name).split("/")[-1]
+                 .split(":")[0] in names)
 
 
 def assert_equivalent(custom, reference, inputs, *, mode: str = "eager",
@@ -168,7 +183,8 @@ def assert_equivalent(custom, reference, inputs, *, mode: str = "eager",
                       flush_subnormals: bool = False,
                       seed: int = 0, known_differences=(), kwargs=None,
                       ledger: Ledger | None = None,
-                      artifacts_dir=None) -> EquivalenceReport:
+                      artifacts_dir=None, training=None,
+                      positive_weights=()) -> EquivalenceReport:
     """Assert that ``custom`` computes the same function as ``reference``.
 
     Args:
@@ -204,6 +220,14 @@ def assert_equivalent(custom, reference, inputs, *, mode: str = "eager",
         ledger: Counts where each known difference applied and was needed.
         artifacts_dir: Where a failure's ``.npz`` goes (see
             :mod:`customlayers.testing.artifacts`).
+        training: The ``training`` call argument for both layers (``None``:
+            not passed). With ``True`` a stateful layer (BatchNormalization)
+            updates its non-trainable variables; the outputs and gradients
+            are compared here, the updated state by the ``state`` property
+            (graph and compiled mode call the layers statelessly, through
+            the per-signature cache, and drop the updates).
+        positive_weights: Names of weights whose random values are drawn
+            positive (``weights="random"``).
 
     Returns:
         An :class:`EquivalenceReport` with every comparison, when all pass.
@@ -222,7 +246,8 @@ def assert_equivalent(custom, reference, inputs, *, mode: str = "eager",
         if weights == "random":
             weights_seed = seed
             copy_weights(custom, reference, weight_map=weight_map,
-                         weights=random_weights(custom, seed))
+                         weights=random_weights(custom, seed,
+                                                positive=positive_weights))
     else:
         copy_weights(custom, reference, weights=weights,
                      weight_map=weight_map)
@@ -245,7 +270,8 @@ def assert_equivalent(custom, reference, inputs, *, mode: str = "eager",
             shape).astype(out_dtype)
     upstream = np.asarray(upstream)
     got, want = backends.forward_backward_pair(custom, reference, x,
-                                               upstream, mode)
+                                               upstream, mode,
+                                               training=training)
     scope = Scope(backend=BACKEND, policy=policy, mode=mode,
                   device=backends.device(), kwargs=dict(kwargs or {}), x=x)
     if not signed_zeros or flush_subnormals:
@@ -300,7 +326,8 @@ def assert_equivalent(custom, reference, inputs, *, mode: str = "eager",
     report = EquivalenceReport(
         custom=type(custom).__name__, reference=type(reference).__name__,
         mode=mode, policy=policy, input_shape=tuple(x.shape),
-        comparisons=comparisons, weights_seed=weights_seed)
+        comparisons=comparisons, weights_seed=weights_seed,
+        training=training)
     if not report.passed:
         replay = {"x": x, "upstream": upstream}
         for i, w in enumerate(custom.get_weights()):
@@ -323,6 +350,13 @@ def _constrained(custom, reference, weight_map):
         return out
     a = (weight_map or _identity)(apply(custom))
     b = apply(reference)
+    # Trainable weights only: non-trainable ones have no constraint, and a
+    # training=True call may have updated them (moving statistics), which
+    # the ``state`` property compares, under its own name.
+    keep = [bool(getattr(v, "trainable", True)) for v in reference.weights]
+    if len(keep) == len(a) == len(b):
+        a = [w for w, k in zip(a, keep) if k]
+        b = [w for w, k in zip(b, keep) if k]
     flat = lambda ws: (np.concatenate([w.reshape(-1) for w in ws])  # noqa
                        if ws else np.zeros(0))
     return flat(a), flat(b)

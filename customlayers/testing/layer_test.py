@@ -33,7 +33,7 @@ from customlayers.testing.tolerances import Tolerance
 
 #: The checks ``run_equivalence_test`` can run.
 CHECKS = ("equivalence", "lazy_build", "config", "saving",
-          "numeric_gradient", "error_inputs")
+          "numeric_gradient", "error_inputs", "state")
 DEFAULT_CHECKS = ("equivalence", "lazy_build", "config", "saving",
                   "error_inputs")
 
@@ -99,7 +99,8 @@ def run_equivalence_test(custom, reference, *, init_kwargs=None,
                          error_inputs=(), kinks=None,
                          save_formats=("keras",), config_ignore_keys=(),
                          seed=0,
-                         artifacts=None, raise_on_failure=True):
+                         artifacts=None, raise_on_failure=True,
+                         training=(), state_steps=0, positive_weights=()):
     """Check ``custom`` against ``reference`` once per check, dtype policy
     and mode, with plain values.
 
@@ -132,6 +133,10 @@ def run_equivalence_test(custom, reference, *, init_kwargs=None,
         artifacts: Folder for failure ``.npz`` files (default: the cache).
         raise_on_failure: Raise ``AssertionError`` when a check fails
             (default); else return the report.
+        training, state_steps, positive_weights: As
+            :class:`~customlayers.testing.LayerCase`'s (the ``state``
+            check feeds ``state_steps`` inputs from ``seed``, ``seed + 1``,
+            ...).
 
     Returns:
         An :class:`EquivalenceTestReport`.
@@ -155,7 +160,8 @@ def run_equivalence_test(custom, reference, *, init_kwargs=None,
         error_inputs=tuple(error_inputs), weight_map=weight_map,
         save_formats=tuple(save_formats),
         config_ignore_keys=frozenset(config_ignore_keys), policies=tuple(policies),
-        modes=tuple(modes), example_kwargs=kwargs)
+        modes=tuple(modes), example_kwargs=kwargs, training=tuple(training),
+        state_steps=state_steps, positive_weights=tuple(positive_weights))
     rec = Recorder()
     rec.ledger.declare(case.known_differences)
 
@@ -185,8 +191,16 @@ def run_equivalence_test(custom, reference, *, init_kwargs=None,
             continue
         p = item.policy
         if item.kind == "equivalence":
-            attempt(item, lambda p=p, m=item.mode: props.check_equivalence(
-                case, p, m, kwargs, x_for(p), seed, None, rec, artifacts))
+            attempt(item, lambda p=p, m=item.mode, t=item.training:
+                    props.check_equivalence(case, p, m, kwargs, x_for(p),
+                                            seed, None, rec, artifacts, t))
+        elif item.kind == "state":
+            def batches(p):
+                dtype = cst.input_dtype(p)
+                return [_input(seed + i, x_for(p).shape, dtype, ())
+                        for i in range(state_steps)]
+            attempt(item, lambda p=p, m=item.mode: props.check_state(
+                case, p, m, kwargs, batches(p), seed, rec))
         elif item.kind == "lazy_build":
             x = x_for(p)
             shape = x.shape

@@ -177,14 +177,18 @@ def draw_ids(data, shape, low: int, high: int, dtype: str, *,
     return x.astype(np_dtype(dtype))
 
 
-def random_weights(rng: np.random.Generator, template, *, scale=0.5):
+def random_weights(rng: np.random.Generator, template, *, scale=0.5,
+                   positive=()):
     """Random arrays like ``template`` (a list of arrays): normal * scale,
-    never all zeros, so a dropped bias or a zero-initialised weight shows."""
+    never all zeros, so a dropped bias or a zero-initialised weight shows;
+    ``|normal| * scale`` for the indices in ``positive``."""
     out = []
-    for w in template:
+    for i, w in enumerate(template):
         w = np.asarray(w)
         r = rng.standard_normal(w.shape) * scale
         r = np.where(r == 0, 0.125, r)
+        if i in positive:
+            r = np.abs(r)
         out.append(r.astype(w.dtype))
     return out
 

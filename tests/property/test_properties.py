@@ -8,6 +8,7 @@ float32-eager]``), from :mod:`customlayers.testing.battery`, so that
 
 from customlayers.testing import layer_test_suite
 from customlayers.testing.cases import DENSE, RELU
+from customlayers.testing.cases_batch_normalization import BATCH_NORMALIZATION
 from customlayers.testing.cases_dropout import DROPOUT
 from customlayers.testing.cases_embedding import EMBEDDING
 from customlayers.testing.cases_normalization import LAYER_NORMALIZATION
@@ -23,3 +24,6 @@ if DROPOUT is not None:
 # Keras 3 only: customlayers.Embedding refuses Keras 2.
 if EMBEDDING is not None:
     TestEmbedding = layer_test_suite(EMBEDDING)
+# Keras 3 only: customlayers.BatchNormalization refuses Keras 2.
+if BATCH_NORMALIZATION is not None:
+    TestBatchNormalization = layer_test_suite(BATCH_NORMALIZATION)

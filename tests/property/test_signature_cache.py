@@ -92,6 +92,9 @@ def test_signature_tells_apart_what_changes_the_function():
                            "graph"),
         backends.signature(_dense(x, 0), np.ones((3, 4), "float32"),
                            np.ones((3, 3), "float32"), "graph"),
+        # The training call argument (LayerCase.training) is in the key.
+        backends.signature(_dense(x, 0), x, g, "graph", True),
+        backends.signature(_dense(x, 0), x, g, "graph", False),
     ]
     assert base not in different
     assert len(set(different)) == len(different)

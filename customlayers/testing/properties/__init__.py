@@ -29,6 +29,8 @@ from customlayers.testing.properties.randomness import (  # noqa: F401
     check_randomness, randomness_property)
 from customlayers.testing.properties.masks import (  # noqa: F401
     MaskEcho, check_mask, mask_property)
+from customlayers.testing.properties.state import (  # noqa: F401
+    check_state, state_property, training_step)
 from customlayers.testing.properties.structure import (  # noqa: F401
     check_config, check_lazy_build, check_saving, config_property,
     lazy_build_property, missing_parameters, saving_property)

@@ -42,6 +42,10 @@ WEIGHTS = {
     "randomness/eager": 0.2,
     "randomness/graph": 0.1,
     "randomness/compiled": 0.1,
+    # state_steps training-mode calls per example, each compared.
+    "state/eager": 0.2,
+    "state/graph": 0.1,
+    "state/compiled": 0.1,
 }
 
 

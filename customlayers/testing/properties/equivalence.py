@@ -18,7 +18,7 @@ from customlayers.testing.properties._base import (_draw_setup, _make, _settings
 # -- 1. outputs, input gradients, weight gradients ------------------------
 
 def check_equivalence(case, policy, mode, kwargs, x, seed, upstream=None,
-                      recorder=PROCESS, artifacts_dir=None):
+                      recorder=PROCESS, artifacts_dir=None, training=None):
     """One example: outputs and gradients equal the reference's."""
     custom = _make(case, kwargs, policy)
     reference = _make(case, kwargs, policy, case.reference)
@@ -31,7 +31,8 @@ def check_equivalence(case, policy, mode, kwargs, x, seed, upstream=None,
             exact=exact,
             tolerance=lambda check: case.tolerance(policy, check),
             known_differences=case.known_differences, kwargs=kwargs,
-            ledger=recorder.ledger, artifacts_dir=artifacts_dir)
+            ledger=recorder.ledger, artifacts_dir=artifacts_dir,
+            training=training, positive_weights=case.positive_weights)
     except AssertionError as exc:
         exc.record = (case.name, policy, mode, exc.report.comparisons) \
             if hasattr(exc, "report") else None
@@ -42,9 +43,10 @@ def check_equivalence(case, policy, mode, kwargs, x, seed, upstream=None,
 
 
 def equivalence_property(case, policy, mode, recorder=PROCESS,
-                         artifacts_dir=None):
+                         artifacts_dir=None, training=None):
     """Outputs and gradients (input and every weight) equal the
-    reference's, in ``mode``, under dtype ``policy``."""
+    reference's, in ``mode``, under dtype ``policy``, called with
+    ``training`` (``None``: not passed)."""
 
     @_settings(f"equivalence/{mode}")
     @given(data=st.data())
@@ -62,9 +64,12 @@ def equivalence_property(case, policy, mode, recorder=PROCESS,
                 label="upstream gradient", max_specials=2,
                 value_range=case.upstream_range)
         check_equivalence(case, policy, mode, kwargs, x, seed, upstream,
-                          recorder, artifacts_dir)
+                          recorder, artifacts_dir, training)
 
-    equivalence.__name__ = f"equivalence[{case.name}-{policy}-{mode}]"
+    suffix = "" if training is None else (
+        "-training" if training else "-inference")
+    equivalence.__name__ = (f"equivalence[{case.name}-{policy}-{mode}"
+                            f"{suffix}]")
     return equivalence
 
 

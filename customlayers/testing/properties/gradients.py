@@ -59,18 +59,21 @@ def check_numeric_gradient(case, kwargs, x, seed, recorder=PROCESS):
     layer = _make(case, kwargs, "float64")
     layer(x)
     rng = np.random.default_rng(seed)
-    weights = cst.random_weights(rng, layer.get_weights())
+    from customlayers.testing.equivalence import positive_indices
+    weights = cst.random_weights(rng, layer.get_weights(), positive=(
+        positive_indices(layer, case.positive_weights)))
     layer.set_weights(weights)
     out = forward_backward(layer, x, None).output
     g = rng.standard_normal(out.shape)
     fb = forward_backward(layer, x, g)
-    # One random direction for the input and each weight at once.
+    # One random direction for the input and each trainable weight at once
+    # (non-trainable ones, e.g. moving statistics, stay put: no gradient is
+    # computed for them).
+    trainable = [any(v is t for t in layer.trainable_weights)
+                 for v in layer.weights]
     dx = rng.standard_normal(x.shape)
-    dws = [rng.standard_normal(w.shape) for w in weights]
-    # Only trainable weights have a gradient (a LoRA-frozen table does
-    # not): the others are not perturbed.
-    trainable = [v.trainable for v in layer.weights]
-    dws = [d if t else np.zeros_like(d) for d, t in zip(dws, trainable)]
+    dws = [rng.standard_normal(w.shape) * (1.0 if t else 0.0)
+           for w, t in zip(weights, trainable)]
     analytic = float((0.0 if ids else np.sum(fb.input_grad * dx)) + sum(
         np.sum(gw * d) for gw, d in zip(
             fb.weight_grads, [d for d, t in zip(dws, trainable) if t])))
@@ -164,7 +167,8 @@ def _built_pair(case, policy, kwargs, x, seed):
     build_pair(custom, reference, x, weight_map=case.weight_map)
     from customlayers.testing.equivalence import copy_weights, random_weights
     copy_weights(custom, reference, weight_map=case.weight_map,
-                 weights=random_weights(custom, seed))
+                 weights=random_weights(custom, seed,
+                                        positive=case.positive_weights))
     return custom, reference
 
 

@@ -116,7 +116,8 @@ def check_input_dtype(case, kwargs, x, seed, recorder=PROCESS):
     build_pair(custom, reference, probe, weight_map=case.weight_map)
     from customlayers.testing.equivalence import copy_weights, random_weights
     copy_weights(custom, reference, weight_map=case.weight_map,
-                 weights=random_weights(custom, seed))
+                 weights=random_weights(custom, seed,
+                                        positive=case.positive_weights))
     dtype = np.asarray(x).dtype.name
     (k, a), (rk, b) = _value_or_error(custom, x), _value_or_error(
         reference, x)

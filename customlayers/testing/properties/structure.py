@@ -224,11 +224,13 @@ def check_saving(case, policy, fmt, kwargs, x, seed, recorder=PROCESS):
     label = _FORMAT_LABELS[fmt]
     layer = _make(case, kwargs, policy)
     from customlayers.testing.backends import is_ids
+    from customlayers.testing.equivalence import positive_indices
     model = keras.Sequential([keras.Input(
         x.shape[1:], **({"dtype": x.dtype.name} if is_ids(x) else {})),
         layer])
-    model.set_weights(cst.random_weights(np.random.default_rng(seed),
-                                         model.get_weights()))
+    model.set_weights(cst.random_weights(
+        np.random.default_rng(seed), model.get_weights(),
+        positive=positive_indices(model, case.positive_weights)))
     before = to_numpy(model(x))
     with tempfile.TemporaryDirectory() as tmp:
         path = save_path(tmp, fmt)
