@@ -17,11 +17,13 @@ from customlayers.testing.properties._base import (  # noqa: F401
     WEIGHTS, draw_input, guaranteed_values, n_examples)
 from customlayers.testing.properties.equivalence import (  # noqa: F401
     check_equivalence, equivalence_property, nonfinite_upstream_property)
+from customlayers.testing.properties.derivatives import (  # noqa: F401
+    JACOBIAN_MAX, check_forward_mode, check_second_order,
+    forward_mode_property, second_order_property)
 from customlayers.testing.properties.gradients import (  # noqa: F401
-    KINK_MARGIN, NUMERIC_STEP, NUMERIC_TOLERANCE, check_forward_mode,
-    check_numeric_gradient, check_second_order, forward_mode_property,
+    KINK_MARGIN, NUMERIC_STEP, NUMERIC_TOLERANCE, check_numeric_gradient,
     numeric_gradient_property, numeric_gradient_unavailable,
-    numeric_tolerance, second_order_property)
+    numeric_tolerance)
 from customlayers.testing.properties.inputs import (  # noqa: F401
     INPUT_DTYPES, check_error_input, check_input_dtype,
     error_inputs_property, input_dtypes_property, names_value)
