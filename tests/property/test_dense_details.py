@@ -18,6 +18,7 @@ import pytest
 import customlayers
 from customlayers import _keras
 from customlayers._keras import keras
+from customlayers.testing.convert import to_numpy
 
 needs_keras3 = pytest.mark.skipif(
     _keras.KERAS_MAJOR < 3,
@@ -85,7 +86,7 @@ def test_clone_model_swaps_builtin_dense_for_ours():
     clone.set_weights(model.get_weights())
     assert [type(x) for x in clone.layers] == [customlayers.Dense] * 2
     x = _x((4, 5))
-    assert np.array_equal(np.asarray(clone(x)), np.asarray(model(x)))
+    assert np.array_equal(to_numpy(clone(x)), to_numpy(model(x)))
 
 
 def test_input_spec_after_build():
@@ -114,8 +115,8 @@ def test_call_takes_training():
     assert params["training"].default is None
     layer = customlayers.Dense(2)
     x = _x((3, 4))
-    assert np.array_equal(np.asarray(layer(x, training=True)),
-                          np.asarray(layer(x, training=False)))
+    assert np.array_equal(to_numpy(layer(x, training=True)),
+                          to_numpy(layer(x, training=False)))
 
 
 @needs_keras3
