@@ -19,20 +19,14 @@ def _cases(config):
     torch_compile = config.getoption("--bench-torch-compile")
     gpu = bench_env.has_gpu() or all_shapes
     cases = []
-    for layer, shapes in (("dense", matrix.DENSE_SHAPES),
-                          ("relu", matrix.RELU_SHAPES),
-                          ("layernorm", matrix.LAYERNORM_SHAPES)):
+    for layer, (shapes, passes) in matrix.LAYERS.items():
         for shape, gpu_only in shapes:
             if gpu_only and not gpu:
                 continue
             for dtype, dt_gpu_only in matrix.DTYPES:
                 if dt_gpu_only and not gpu:
                     continue
-                for pass_ in matrix.PASSES:
-                    if layer in ("relu", "layernorm") and pass_ == "train":
-                        # relu: no weights; layernorm: two vectors, the
-                        # optimizer step would be all there is to time.
-                        continue
+                for pass_ in passes:
                     for mode in matrix.MODES:
                         if not matrix.mode_available(mode, torch_compile):
                             continue

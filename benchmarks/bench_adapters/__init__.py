@@ -5,7 +5,7 @@ wait for its device (``sync``)."""
 
 from __future__ import annotations
 
-from bench_adapters.common import make_layers
+from bench_adapters.common import call_kwargs, make_layers
 from bench_matrix import BACKEND
 
 _adapter = None
@@ -34,10 +34,12 @@ def build_steps(layer, shape, policy, pass_, mode, torch_compile=False):
     """{impl: zero-argument step} for one group, and the FLOPs of one step."""
     ad = adapter(torch_compile)
     custom, builtin, x, g, weights = make_layers(layer, shape, policy)
+    kw = call_kwargs(layer)
     steps = {
-        "custom": ad.build("custom", layer, custom, pass_, mode, x, g, weights, policy),
-        "builtin": ad.build("builtin", layer, builtin, pass_, mode, x, g, weights, policy),
-        "bare": ad.build("bare", layer, None, pass_, mode, x, g, weights, policy),
+        impl: ad.build(impl, layer, lay, pass_, mode, x, g, weights, policy,
+                       call_kwargs=kw)
+        for impl, lay in (("custom", custom), ("builtin", builtin),
+                          ("bare", None))
     }
     if layer == "dense":
         b, i, o = shape

@@ -1,13 +1,18 @@
 """Role: JAX steps for the three impls (bare: ``x @ W + b`` /
-``jax.nn.relu`` / ``jnp.mean``, ``jnp.var`` and ``lax.rsqrt``), eager or
-``jax.jit``; the layers run through ``__call__``
-in a ``StatelessScope``."""
+``jax.nn.relu`` / ``jnp.mean``, ``jnp.var`` and ``lax.rsqrt`` (LayerNorm,
+BatchNorm) / ``jax.random.bernoulli`` and ``jnp.where`` / ``jnp.take``),
+eager or ``jax.jit``; the layers run through ``__call__`` in a
+``StatelessScope`` (the moving-statistics update and the next dropout seed
+are dropped with the scope, and under ``jax.jit`` XLA removes their work: the
+bare BatchNorm computes no update either)."""
 
 from __future__ import annotations
 
 import keras
 
-from bench_adapters.common import LEARNING_RATE, compute_dtype
+from bench_adapters.common import (BN_EPSILON, LEARNING_RATE, compute_dtype,
+                                   integer_input)
+from bench_matrix import DROPOUT_RATE, DROPOUT_SEED
 
 
 class JaxAdapter:
@@ -20,10 +25,12 @@ class JaxAdapter:
         self.jax.block_until_ready(out)
 
     def build(self, impl, layer_kind, layer_obj, pass_, mode, x_np, g_np,
-              weights, policy):
+              weights, policy, call_kwargs=None):
         jax, jnp = self.jax, self.jnp
         cd = compute_dtype(policy)
-        x = jnp.asarray(x_np).astype(cd)
+        kw = call_kwargs or {}
+        ids = integer_input(x_np)
+        x = jnp.asarray(x_np) if ids else jnp.asarray(x_np).astype(cd)
         g = jnp.asarray(g_np).astype(cd)
 
         if impl == "bare":
@@ -46,6 +53,34 @@ class JaxAdapter:
                     var = jnp.var(x32, -1, keepdims=True)
                     y = (x32 - mean) * jax.lax.rsqrt(var + 1e-3)
                     return (y * gamma + beta).astype(x_.dtype)
+            elif layer_kind.startswith("batchnorm"):
+                params = [jnp.asarray(w) for w in weights[:2]]  # float32
+                moving = [jnp.asarray(w) for w in weights[2:]]
+                training = layer_kind == "batchnorm_training"
+
+                def fwd(p, x_):
+                    gamma, beta = p
+                    x32 = x_.astype("float32")
+                    if training:
+                        mean, var = jnp.mean(x32, 0), jnp.var(x32, 0)
+                    else:
+                        mean, var = moving
+                    y = (x32 - mean) * jax.lax.rsqrt(var + BN_EPSILON)
+                    return (y * gamma + beta).astype(x_.dtype)
+            elif layer_kind == "dropout":
+                params = []
+                key = jax.random.key(DROPOUT_SEED)
+
+                def fwd(p, x_):
+                    keep = jax.random.bernoulli(key, 1.0 - DROPOUT_RATE,
+                                                x_.shape)
+                    return jnp.where(keep, x_ / (1.0 - DROPOUT_RATE),
+                                     jnp.zeros_like(x_))
+            elif layer_kind == "embedding":
+                params = [jnp.asarray(weights[0])]  # float32
+
+                def fwd(p, x_):
+                    return jnp.take(p[0], x_, axis=0).astype(cd)
             else:
                 params = []
 
@@ -71,7 +106,7 @@ class JaxAdapter:
                 # (Keras 3.15.1, layer.py). That was the pre-code baseline's unexplained
                 # "mixed_bfloat16 at float32 speed" under JAX.
                 with keras.StatelessScope(state_mapping=list(zip(tv, p)) + ntv):
-                    return layer_obj(x_)
+                    return layer_obj(x_, **kw)
             if pass_ == "train":
                 opt = keras.optimizers.SGD(learning_rate=LEARNING_RATE)
                 opt.build(layer_obj.trainable_variables)
@@ -83,7 +118,7 @@ class JaxAdapter:
 
         if pass_ == "forward":
             if impl != "bare" and mode == "eager":
-                return lambda: layer_obj(x)  # the natural eager call
+                return lambda: layer_obj(x, **kw)  # the natural eager call
             fn = fwd
             if mode == "compiled":
                 fn = jax.jit(fn)
@@ -91,7 +126,8 @@ class JaxAdapter:
         if pass_ == "fwdbwd":
             def loss_fn(p, x_, g_):
                 return jnp.sum(fwd(p, x_) * g_)
-            fn = jax.grad(loss_fn, argnums=(0, 1))
+            # Embedding ids are integers: the table's gradient only.
+            fn = jax.grad(loss_fn, argnums=0 if ids else (0, 1))
             if mode == "compiled":
                 fn = jax.jit(fn)
             return lambda: fn(params, x, g)

@@ -1,12 +1,18 @@
 """Role: PyTorch steps for the three impls (bare: ``torch.addmm(b, x, W)`` /
-``torch.relu`` / ``torch.nn.functional.layer_norm``), eager or
+``torch.relu`` / ``torch.nn.functional.layer_norm`` / ``.batch_norm`` /
+``keras.random.dropout`` (``torch.nn.functional.dropout`` under a seeded
+generator) / ``torch.nn.functional.embedding``), eager or
 ``torch.compile``."""
 
 from __future__ import annotations
 
+import functools
+
 import keras
 
-from bench_adapters.common import LEARNING_RATE, compute_dtype
+from bench_adapters.common import (BN_EPSILON, BN_MOMENTUM, LEARNING_RATE,
+                                   compute_dtype, integer_input)
+from bench_matrix import DROPOUT_RATE, DROPOUT_SEED
 
 
 class TorchAdapter:
@@ -20,11 +26,15 @@ class TorchAdapter:
             self.torch.cuda.synchronize()
 
     def build(self, impl, layer_kind, layer_obj, pass_, mode, x_np, g_np,
-              weights, policy):
+              weights, policy, call_kwargs=None):
         torch = self.torch
+        F = torch.nn.functional
         from keras import ops
         cd = compute_dtype(policy)
-        x = ops.cast(ops.convert_to_tensor(x_np), cd)
+        ids = integer_input(x_np)
+        x = ops.convert_to_tensor(x_np)
+        if not ids:
+            x = ops.cast(x, cd)
         g = ops.cast(ops.convert_to_tensor(g_np), cd)
 
         if impl == "bare":
@@ -47,6 +57,34 @@ class TorchAdapter:
                     return torch.nn.functional.layer_norm(
                         x_.float(), gamma.shape, gamma, beta, 1e-3
                     ).to(x_.dtype)
+            elif layer_kind.startswith("batchnorm"):
+                params = [ops.convert_to_tensor(w).detach().requires_grad_(True)
+                          for w in weights[:2]]  # float32
+                moving = [ops.convert_to_tensor(w).detach().clone()
+                          for w in weights[2:]]
+                training = layer_kind == "batchnorm_training"
+
+                def fwd(x_):
+                    # torch's momentum is Keras's 1 - momentum (and its
+                    # running variance is the unbiased one).
+                    return F.batch_norm(
+                        x_.float(), moving[0], moving[1], params[0],
+                        params[1], training=training,
+                        momentum=1.0 - BN_MOMENTUM, eps=BN_EPSILON
+                    ).to(x_.dtype)
+            elif layer_kind == "dropout":
+                params = []
+                seed = keras.random.SeedGenerator(DROPOUT_SEED)
+
+                def fwd(x_):
+                    return keras.random.dropout(x_, DROPOUT_RATE, seed=seed)
+            elif layer_kind == "embedding":
+                params = [ops.convert_to_tensor(weights[0]).detach()
+                          .requires_grad_(True)]  # float32
+                tcd = ops.cast(ops.zeros(()), cd).dtype
+
+                def fwd(x_):
+                    return F.embedding(x_, params[0]).to(tcd)
             else:
                 params = []
 
@@ -61,7 +99,7 @@ class TorchAdapter:
         else:
             variables = layer_obj.trainable_variables
             params = [v.value for v in variables]
-            fwd = layer_obj
+            fwd = functools.partial(layer_obj, **(call_kwargs or {}))
             if pass_ == "train":
                 opt = keras.optimizers.SGD(learning_rate=LEARNING_RATE)
                 opt.build(variables)
@@ -77,12 +115,15 @@ class TorchAdapter:
                 with torch.no_grad():
                     return fwd(x)
             return step
-        xg = x.detach().clone().requires_grad_(True)
+        xg = x if ids else x.detach().clone().requires_grad_(True)
         if pass_ == "fwdbwd":
+            # Embedding ids are integers: the table's gradient only.
+            sources = params if ids else [xg] + params
+
             def step():
                 y = fwd(xg)
                 loss = (y * g).sum()
-                return torch.autograd.grad(loss, [xg] + params)
+                return torch.autograd.grad(loss, sources)
             return step
 
         def step():
