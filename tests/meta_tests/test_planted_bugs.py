@@ -127,16 +127,22 @@ _CLASS_METADATA = {"__module__", "__doc__", "__qualname__", "__firstlineno__",
 _REAL = {"Dense": DENSE.custom, "ReLU": RELU.custom}
 
 
+def assert_real_change(broken, real):
+    """``broken`` is a strict subclass of the real layer ``real`` (the one
+    its declaration replaced) and overrides at least one of its methods:
+    the meta-tests of every pair use this."""
+    assert broken is not real and issubclass(broken, real), (
+        f"{broken.__name__} is not a strict subclass of {real.__name__}")
+    own = set(vars(broken)) - _CLASS_METADATA
+    overridden = {n for n in own if callable(vars(broken)[n])
+                  and hasattr(real, n)}
+    assert overridden, f"{broken.__name__} overrides nothing of " \
+                       f"{real.__name__}: {sorted(own)}"
+
+
 def test_every_planted_bug_is_a_real_change():
     """Each broken class is a strict subclass of the real layer (the one its
     declaration replaced) and overrides at least one of its methods."""
     for bug in BUGS:
-        real = _REAL[bug.case.name.split("[")[0]]
-        broken = bug.case.custom
-        assert broken is not real and issubclass(broken, real), (
-            f"{broken.__name__} is not a strict subclass of {real.__name__}")
-        own = set(vars(broken)) - _CLASS_METADATA
-        overridden = {n for n in own if callable(vars(broken)[n])
-                      and hasattr(real, n)}
-        assert overridden, f"{broken.__name__} overrides nothing of " \
-                           f"{real.__name__}: {sorted(own)}"
+        assert_real_change(bug.case.custom,
+                           _REAL[bug.case.name.split("[")[0]])
