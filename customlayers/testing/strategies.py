@@ -131,18 +131,26 @@ def draw_array(data, shape, dtype: str, *, kinks=(), nonfinite=False,
             label=f"{label}: specials (flat index, value)")
         for i, v in specials:
             flat[i] = v
-    if size and must_include:
-        # Every kink (and both zeros) appears at least once, at distinct
-        # drawn places, after the specials so that none is overwritten; an
-        # array smaller than the list holds as many as fit, in order.
-        n = min(len(must_include), size)
-        where = data.draw(
-            st.lists(st.integers(0, size - 1), min_size=n, max_size=n,
-                     unique=True),
-            label=f"{label}: positions of {list(must_include[:n])}")
-        for i, v in zip(where, must_include):
-            flat[i] = v
+    # Every kink (and both zeros) appears at least once, after the specials
+    # so that none is overwritten.
+    _place(data, flat, must_include, label)
     return x.astype(np_dtype(dtype))
+
+
+def _place(data, flat, values, label) -> None:
+    """Write each of ``values`` into ``flat`` at distinct drawn positions
+    (labelled); an array smaller than the list holds as many as fit, in
+    order."""
+    size = flat.size
+    if not size or not values:
+        return
+    n = min(len(values), size)
+    where = data.draw(
+        st.lists(st.integers(0, size - 1), min_size=n, max_size=n,
+                 unique=True),
+        label=f"{label}: positions of {list(values[:n])}")
+    for i, v in zip(where, values):
+        flat[i] = v
 
 
 def id_edges(low: int, high: int) -> tuple:
@@ -165,15 +173,7 @@ def draw_ids(data, shape, low: int, high: int, dtype: str, *,
     flat = x.reshape(-1)
     if repeats and size:
         flat[rng.random(size) < 0.75] = int(rng.integers(low, high))
-    edges = id_edges(low, high)
-    if size:
-        n = min(len(edges), size)
-        where = data.draw(
-            st.lists(st.integers(0, size - 1), min_size=n, max_size=n,
-                     unique=True),
-            label=f"{label}: positions of {list(edges[:n])}")
-        for i, v in zip(where, edges):
-            flat[i] = v
+    _place(data, flat, id_edges(low, high), label)
     return x.astype(np_dtype(dtype))
 
 
