@@ -94,21 +94,19 @@ def check_second_order(case, policy, mode, kwargs, x, seed, upstream,
     # Forward over reverse: H_x v of <g, f> (weights fixed), against the
     # reference's, along the same input direction.
     # Forward over reverse, with respect to the input and every weight.
-    fwd = []
-    for layer, directions in ((custom, vs), (reference, ref_vs)):
-        try:
-            fwd.append(autodiff.hvp_forward_over_reverse(
-                layer, x, upstream, directions, mode))
-        except Exception as exc:  # noqa: BLE001 - compared below
-            fwd.append(exc)
-    if any(isinstance(f, Exception) for f in fwd):
-        comps.append(_compare_api(
-            "hvp_fwd[input]", lambda layer: fwd[layer is reference],
-            custom, reference, case, policy, exact, scope, recorder.ledger))
+    got_fwd, ref_fwd = _derive_both(
+        lambda: autodiff.hvp_forward_over_reverse(custom, x, upstream, vs,
+                                                  mode),
+        lambda: autodiff.hvp_forward_over_reverse(reference, x, upstream,
+                                                  ref_vs, mode))
+    raised = _raised("hvp_fwd[input]", got_fwd, ref_fwd)
+    if raised is not None:
+        comps.append(raised)
     else:
-        got_fwd = fwd[0][:1] + list((case.weight_map or list)(fwd[0][1:])) \
-            if all(a is not None for a in fwd[0][1:]) else fwd[0]
-        for name, a, b in zip(names, got_fwd, fwd[1]):
+        if all(a is not None for a in got_fwd[1:]):
+            got_fwd = got_fwd[:1] + list(
+                (case.weight_map or list)(got_fwd[1:]))
+        for name, a, b in zip(names, got_fwd, ref_fwd):
             check = f"hvp_fwd[{name}]"
             comps.append(_compare_maybe_none(
                 check, a, b, None if exact else case.tolerance(policy, check),
@@ -132,30 +130,45 @@ def check_second_order(case, policy, mode, kwargs, x, seed, upstream,
     recorder.record(case.name, policy, mode, comps, "second order")
 
 
+def _derive_both(custom_derive, reference_derive):
+    """``(custom's, reference's)`` results, an exception standing for a
+    result where one raised (compared by :func:`_raised`)."""
+    results = []
+    for derive in (custom_derive, reference_derive):
+        try:
+            results.append(derive())
+        except Exception as exc:  # noqa: BLE001 - compared by _raised
+            results.append(exc)
+    return tuple(results)
+
+
+def _raised(check, got, want):
+    """``None`` when neither side raised; else the fact check. Where the
+    backend's API itself raises for the reference (``tf.hessians`` on a
+    function linear in ``x``: "None values not supported"), the custom
+    layer must raise the same exception type or give a result (more, not
+    less); raising where the reference's works fails, with the exception
+    (e.g. a torch ``autograd.Function`` that ``torch.func`` cannot go
+    through)."""
+    if not (isinstance(got, Exception) or isinstance(want, Exception)):
+        return None
+    ok = type(got) is type(want) or not isinstance(got, Exception)
+    return fact_check(check, ok, (
+        f"the custom layer's {check} raised {type(got).__name__}: "
+        f"{got}" if isinstance(got, Exception) else
+        f"the custom layer gives {check}") + (
+        f"; the reference's raised {type(want).__name__}: {want}"
+        if isinstance(want, Exception) else "; the reference's works"))
+
+
 def _compare_api(check, derive, custom, reference, case, policy, exact,
                  scope, ledger):
-    """``derive(layer)`` for both layers, compared. Where the backend's API
-    itself raises for the reference (``tf.hessians`` on a function linear
-    in ``x``: "None values not supported"), the custom layer must raise
-    the same exception type or give a result (more, not less); raising
-    where the reference's works fails, with the exception (e.g. a torch
-    ``autograd.Function`` that ``torch.func`` cannot go through)."""
-    results = []
-    for layer in (custom, reference):
-        try:
-            result = derive(layer)
-        except Exception as exc:  # noqa: BLE001 - compared below
-            result = exc
-        results.append(result)
-    got, want = results
-    if isinstance(got, Exception) or isinstance(want, Exception):
-        ok = type(got) is type(want) or not isinstance(got, Exception)
-        return fact_check(check, ok, (
-            f"the custom layer's {check} raised {type(got).__name__}: "
-            f"{got}" if isinstance(got, Exception) else
-            f"the custom layer gives {check}") + (
-            f"; the reference's raised {type(want).__name__}: {want}"
-            if isinstance(want, Exception) else "; the reference's works"))
+    """``derive(layer)`` for both layers, compared (see :func:`_raised`
+    for a side that raises)."""
+    got, want = _derive_both(lambda: derive(custom), lambda: derive(reference))
+    raised = _raised(check, got, want)
+    if raised is not None:
+        return raised
     return _compare_maybe_none(
         check, got, want, None if exact else case.tolerance(policy, check),
         case, scope, ledger)
