@@ -81,8 +81,8 @@ def main(argv=None) -> int:
 
     from customlayers.testing.profiles import register_profiles
     register_profiles()
-    from customlayers._compat import BACKEND, KERAS_VERSION
-    from customlayers.testing.backends import supported_modes
+    from customlayers._keras import KERAS_VERSION
+    from customlayers.testing.backends import BACKEND, supported_modes
     from customlayers.testing.cases import CASES
     from customlayers.testing.report import Recorder
     from customlayers.testing.strategies import POLICIES
