@@ -120,6 +120,18 @@ def test_planted_bug_is_caught(bug):
         f.text() for f in failures))
 
 
+def expect_failure(run, crashed="the property"):
+    """``run()`` must fail with an AssertionError (Hypothesis may group
+    several distinct failures; each must be an assertion, else the planted
+    bug ``crashed`` what ran); returns the exception."""
+    with pytest.raises((AssertionError, ExceptionGroup)) as caught:
+        run()
+    if isinstance(caught.value, ExceptionGroup):
+        _, other = caught.value.split(AssertionError)
+        assert other is None, f"the planted bug crashed {crashed}: {other!r}"
+    return caught.value
+
+
 #: Attributes every class has (Python 3.13 adds __firstlineno__ and
 #: __static_attributes__ to every class body).
 _CLASS_METADATA = {"__module__", "__doc__", "__qualname__", "__firstlineno__",
