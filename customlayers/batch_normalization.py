@@ -6,6 +6,7 @@ import math
 import numbers
 
 from customlayers import _keras
+from customlayers._axes import check_axes
 from customlayers._keras import KERAS_MAJOR, keras, ops
 
 
@@ -189,15 +190,9 @@ class BatchNormalization(keras.layers.Layer):
         }
         return {**super().get_config(), **config}
 
-    def _check_axis(self, ndims):
-        if not -ndims <= self.axis < ndims:
-            raise ValueError(
-                f"Axis {self.axis} is out of bounds for an input of rank "
-                f"{ndims} in layer {self.name!r}. Received: axis={self.axis}")
-
     def build(self, input_shape):
         input_shape = _keras.shape_as_tuple(input_shape)
-        self._check_axis(len(input_shape))
+        check_axes(self.axis, len(input_shape), self.name)
         shape = (input_shape[self.axis],)
 
         def weight(name, initializer, trainable, regularizer=None,
@@ -224,7 +219,7 @@ class BatchNormalization(keras.layers.Layer):
         self._reduction_axes = axes
 
     def compute_output_shape(self, input_shape):
-        self._check_axis(len(input_shape))
+        check_axes(self.axis, len(input_shape), self.name)
         return input_shape
 
     def call(self, inputs, training=None, mask=None):

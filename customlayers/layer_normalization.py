@@ -7,6 +7,7 @@ import numbers
 import warnings
 
 from customlayers import _keras
+from customlayers._axes import check_axes
 from customlayers._keras import KERAS_MAJOR, keras, ops
 
 
@@ -170,16 +171,9 @@ class LayerNormalization(keras.layers.Layer):
         }
         return {**super().get_config(), **config}
 
-    def _check_axes(self, ndims):
-        for a in self.axis if isinstance(self.axis, list) else [self.axis]:
-            if not -ndims <= a < ndims:
-                raise ValueError(
-                    f"Axis {a} is out of bounds for an input of rank {ndims} "
-                    f"in layer {self.name!r}. Received: axis={self.axis}")
-
     def build(self, input_shape):
         input_shape = _keras.shape_as_tuple(input_shape)
-        self._check_axes(len(input_shape))
+        check_axes(self.axis, len(input_shape), self.name)
         # As the built-in: the axes are kept sorted (and as a list) from
         # here on, in the config too.
         self.axis = sorted(self.axis) if isinstance(self.axis, list) \
@@ -201,7 +195,7 @@ class LayerNormalization(keras.layers.Layer):
         normalized dimensions do not fit the weights -- exactly where the
         built-in's arithmetic would fail (it reshapes the weights to the
         input's dimensions there, or broadcasts them)."""
-        self._check_axes(len(shape))
+        check_axes(self.axis, len(shape), self.name)
         weights = [w for w in (self.gamma, self.beta) if w is not None]
         if not weights:
             return
@@ -303,5 +297,5 @@ class LayerNormalization(keras.layers.Layer):
         return mean, ops.var(x, axis=axis, keepdims=True)
 
     def compute_output_shape(self, input_shape):
-        self._check_axes(len(input_shape))
+        check_axes(self.axis, len(input_shape), self.name)
         return input_shape

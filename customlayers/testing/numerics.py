@@ -145,18 +145,19 @@ def compare_arrays(check: str, custom, reference, *,
         a, b = _flush(a), _flush(b)
     base = dict(check=check, shape=tuple(b.shape), dtype=dtype_name(b),
                 n_total=int(b.size))
+
+    def mismatch(problem):
+        return Comparison(**base, passed=False, bit_exact=False,
+                          max_abs=math.inf, max_rel=math.inf,
+                          max_ulp=math.inf, n_bad=int(b.size),
+                          problem=problem)
+
     if a.shape != b.shape:
-        return Comparison(**base, passed=False, bit_exact=False,
-                          max_abs=math.inf, max_rel=math.inf,
-                          max_ulp=math.inf, n_bad=int(b.size),
-                          problem=f"shape differs: custom {a.shape}, "
-                                  f"reference {b.shape}")
+        return mismatch(f"shape differs: custom {a.shape}, "
+                        f"reference {b.shape}")
     if a.dtype != b.dtype:
-        return Comparison(**base, passed=False, bit_exact=False,
-                          max_abs=math.inf, max_rel=math.inf,
-                          max_ulp=math.inf, n_bad=int(b.size),
-                          problem=f"dtype differs: custom {dtype_name(a)}, "
-                                  f"reference {dtype_name(b)}")
+        return mismatch(f"dtype differs: custom {dtype_name(a)}, "
+                        f"reference {dtype_name(b)}")
     a64 = a.astype(np.float64)
     b64 = b.astype(np.float64)
     nan_a, nan_b = np.isnan(a64), np.isnan(b64)

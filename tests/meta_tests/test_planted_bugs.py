@@ -120,6 +120,18 @@ def test_planted_bug_is_caught(bug):
         f.text() for f in failures))
 
 
+def expect_failure(run, crashed="the property"):
+    """``run()`` must fail with an AssertionError (Hypothesis may group
+    several distinct failures; each must be an assertion, else the planted
+    bug ``crashed`` what ran); returns the exception."""
+    with pytest.raises((AssertionError, ExceptionGroup)) as caught:
+        run()
+    if isinstance(caught.value, ExceptionGroup):
+        _, other = caught.value.split(AssertionError)
+        assert other is None, f"the planted bug crashed {crashed}: {other!r}"
+    return caught.value
+
+
 #: Attributes every class has (Python 3.13 adds __firstlineno__ and
 #: __static_attributes__ to every class body).
 _CLASS_METADATA = {"__module__", "__doc__", "__qualname__", "__firstlineno__",
@@ -127,15 +139,17 @@ _CLASS_METADATA = {"__module__", "__doc__", "__qualname__", "__firstlineno__",
 _REAL = {"Dense": DENSE.custom, "ReLU": RELU.custom}
 
 
-def assert_real_change(broken, real):
+def assert_real_change(broken, real, ignore=()):
     """``broken`` is a strict subclass of the real layer ``real`` (the one
-    its declaration replaced) and overrides at least one of its methods:
-    the meta-tests of every pair use this."""
+    its declaration replaced) and overrides at least one of its methods
+    (a static method counts: it is callable), not counting those named in
+    ``ignore`` (e.g. ``("__init__",)`` where an ``__init__`` of its own is
+    no bug by itself): the meta-tests of every pair use this."""
     assert broken is not real and issubclass(broken, real), (
         f"{broken.__name__} is not a strict subclass of {real.__name__}")
     own = set(vars(broken)) - _CLASS_METADATA
-    overridden = {n for n in own if callable(vars(broken)[n])
-                  and hasattr(real, n)}
+    overridden = {n for n in own - set(ignore)
+                  if callable(vars(broken)[n]) and hasattr(real, n)}
     assert overridden, f"{broken.__name__} overrides nothing of " \
                        f"{real.__name__}: {sorted(own)}"
 

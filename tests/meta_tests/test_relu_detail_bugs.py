@@ -14,27 +14,17 @@ import pytest
 import customlayers
 from customlayers._keras import BACKEND
 from tests.meta_tests import broken_layers
+from tests.meta_tests.test_planted_bugs import expect_failure
 from tests.property import (relu_details, test_model,
                              test_relu_forward_details,
                              test_relu_gradient_details)
 
 TF = BACKEND == "tensorflow"
 
-try:  # Python >= 3.11; on 3.10 the backport Hypothesis itself depends on
-    ExceptionGroup
-except NameError:  # pragma: no cover
-    from exceptiongroup import ExceptionGroup
-
 
 def _expect_failure(run):
-    """``run()`` must fail with the test's own AssertionError (Hypothesis
-    may group several distinct failures; each must be an assertion)."""
-    with pytest.raises((AssertionError, ExceptionGroup)) as caught:
-        run()
-    if isinstance(caught.value, ExceptionGroup):
-        _, other = caught.value.split(AssertionError)
-        assert other is None, f"the planted bug crashed the test: {other!r}"
-    return caught.value
+    """``run()`` must fail with the test's own AssertionError."""
+    return expect_failure(run, crashed="the test")
 
 
 def test_second_derivative_test_catches_a_non_differentiable_gradient(

@@ -142,23 +142,24 @@ def _derive_both(custom_derive, reference_derive):
     return tuple(results)
 
 
-def _raised(check, got, want):
+def _raised(check, got, want, what=None, works="works"):
     """``None`` when neither side raised; else the fact check. Where the
     backend's API itself raises for the reference (``tf.hessians`` on a
     function linear in ``x``: "None values not supported"), the custom
     layer must raise the same exception type or give a result (more, not
     less); raising where the reference's works fails, with the exception
     (e.g. a torch ``autograd.Function`` that ``torch.func`` cannot go
-    through)."""
+    through). The message names the custom layer's ``what`` (default: the
+    check) and says the reference's ``works``."""
     if not (isinstance(got, Exception) or isinstance(want, Exception)):
         return None
     ok = type(got) is type(want) or not isinstance(got, Exception)
     return fact_check(check, ok, (
-        f"the custom layer's {check} raised {type(got).__name__}: "
+        f"the custom layer's {what or check} raised {type(got).__name__}: "
         f"{got}" if isinstance(got, Exception) else
         f"the custom layer gives {check}") + (
         f"; the reference's raised {type(want).__name__}: {want}"
-        if isinstance(want, Exception) else "; the reference's works"))
+        if isinstance(want, Exception) else f"; the reference's {works}"))
 
 
 def _compare_api(check, derive, custom, reference, case, policy, exact,
@@ -215,22 +216,23 @@ def check_forward_mode(case, policy, mode, kwargs, x, seed, upstream,
     custom, reference = _built_pair(case, policy, kwargs, x, seed)
     v = np.random.default_rng(seed + 2).standard_normal(
         np.shape(x)).astype(x.dtype)
-    _, ref_jv, _ = autodiff.jvp(reference, x, v, upstream, mode)
-    try:
-        y, jv, vjp = autodiff.jvp(custom, x, v, upstream, mode)
-    except Exception as exc:  # noqa: BLE001 - the reference's works
-        # E.g. a torch layer whose keras.ops.custom_gradient (an
-        # autograd.Function without setup_context/jvp) torch.func.jvp
-        # cannot go through, where the built-in's ops can.
-        comps = [fact_check("jvp", False, (
-            f"the custom layer's forward mode raised "
-            f"{type(exc).__name__}: {exc}; the reference's gives J v"))]
+    got, want = _derive_both(
+        lambda: autodiff.jvp(custom, x, v, upstream, mode),
+        lambda: autodiff.jvp(reference, x, v, upstream, mode))
+    if isinstance(want, Exception):
+        raise want  # the reference's own forward mode: not the layer's bug
+    # The custom layer's raising where the reference's works fails (e.g. a
+    # torch layer whose keras.ops.custom_gradient, an autograd.Function
+    # without setup_context/jvp, torch.func.jvp cannot go through).
+    raised = _raised("jvp", got, want, what="forward mode", works="gives J v")
+    if raised is not None:
         error = AssertionError(
             f"{case.name}: forward-mode derivatives fail (policy={policy}, "
             f"mode={mode}, input shape {np.shape(x)}, seed={seed}):\n"
-            + comps[0].describe())
-        error.record = (case.name, policy, mode, comps)
-        raise error from exc
+            + raised.describe())
+        error.record = (case.name, policy, mode, [raised])
+        raise error from got
+    (y, jv, vjp), (_, ref_jv, _) = got, want
     exact = case.is_exact(policy, mode)
     scope = _scope(policy, mode, kwargs, x)
     comps = [compare_expected(
