@@ -77,6 +77,11 @@ def main(argv=None) -> int:
                         help="examples per (pair, policy, mode); default: "
                              "eager 20, graph 20, compiled 8")
     parser.add_argument("--json", default=None, help="also write results")
+    parser.add_argument("--no-reuse", action="store_true",
+                        help="every example builds a fresh pair "
+                             "(LayerCase(reuse_layers=False)): the same "
+                             "draws as the default, for an A/B of "
+                             "customlayers.testing.pairs")
     args = parser.parse_args(argv)
 
     from customlayers.testing.profiles import register_profiles
@@ -99,6 +104,9 @@ def main(argv=None) -> int:
     recorder = Recorder()
     for name in args.pairs:
         case = CASES[name]
+        if args.no_reuse:
+            import dataclasses
+            case = dataclasses.replace(case, reuse_layers=False)
         for mode in modes:
             n = args.examples or default_n[mode]
             total_s, total_cpu, all_shapes = 0.0, 0.0, []
@@ -109,7 +117,8 @@ def main(argv=None) -> int:
                 all_shapes += shapes
             sizes = [int(__import__("numpy").prod(sh)) for sh in all_shapes]
             ranks = collections.Counter(len(sh) for sh in all_shapes)
-            row = dict(pair=name, mode=mode, examples=len(all_shapes),
+            row = dict(pair=name, mode=mode, reuse=not args.no_reuse,
+                       examples=len(all_shapes),
                        seconds=round(total_s, 2),
                        examples_per_s=round(len(all_shapes) / total_s, 2),
                        cpu_seconds=round(total_cpu, 2),

@@ -133,6 +133,11 @@ class LayerCase:
             variable after each; ``0``: no ``state`` property.
         positive_weights: Names of weights drawn ``|normal| * 0.5`` (e.g.
             ``("moving_variance",)``, which the layer takes roots of).
+        reuse_layers: Let equivalence examples with the same constructor
+            arguments, policy and input shape reuse one built pair,
+            restored to its just-built variables each time
+            (:mod:`customlayers.testing.pairs`); ``False`` for a layer
+            whose Python state changes between calls beyond its variables.
     """
 
     name: str
@@ -172,6 +177,7 @@ class LayerCase:
     training: tuple = ()
     state_steps: int = 0
     positive_weights: tuple = ()
+    reuse_layers: bool = True
 
     def __post_init__(self):
         if self.random is not None and not isinstance(self.random,

@@ -10,18 +10,21 @@ from hypothesis import strategies as st
 
 from customlayers.testing import strategies as cst
 from customlayers.testing.equivalence import assert_equivalent
+from customlayers.testing.pairs import built_pair
 from customlayers.testing.report import PROCESS
 
-from customlayers.testing.properties._base import (_draw_setup, _make, _settings)
+from customlayers.testing.properties._base import _draw_setup, _settings
 
 
 # -- 1. outputs, input gradients, weight gradients ------------------------
 
 def check_equivalence(case, policy, mode, kwargs, x, seed, upstream=None,
-                      recorder=PROCESS, artifacts_dir=None, training=None):
-    """One example: outputs and gradients equal the reference's."""
-    custom = _make(case, kwargs, policy)
-    reference = _make(case, kwargs, policy, case.reference)
+                      recorder=PROCESS, artifacts_dir=None, training=None,
+                      pair=None):
+    """One example: outputs and gradients equal the reference's. ``pair``:
+    the ``(custom, reference)`` :func:`~customlayers.testing.pairs.built_pair`
+    gave for this example (default: asked for here)."""
+    custom, reference = pair or built_pair(case, kwargs, policy, x)
     exact = case.is_exact(policy, mode)
     recorder.ledger.declare(case.known_differences)
     try:
@@ -52,19 +55,20 @@ def equivalence_property(case, policy, mode, recorder=PROCESS,
     @given(data=st.data())
     def equivalence(data):
         kwargs, x, seed = _draw_setup(data, case, policy)
-        upstream = None
+        upstream = pair = None
         try:
-            reference = _make(case, kwargs, policy, case.reference)
-            out_shape = tuple(reference.compute_output_shape(x.shape))
-        except Exception:  # noqa: BLE001 - then the seed makes it
-            out_shape = None
+            pair = built_pair(case, kwargs, policy, x)
+            out_shape = tuple(pair[1].compute_output_shape(x.shape))
+        except Exception:  # noqa: BLE001 - then the seed makes it (and
+            out_shape = None  # check_equivalence raises what building does)
+            pair = None
         if out_shape and all(isinstance(d, int) for d in out_shape):
             upstream = cst.draw_array(
                 data, out_shape, cst.compute_dtype(policy),
                 label="upstream gradient", max_specials=2,
                 value_range=case.upstream_range)
         check_equivalence(case, policy, mode, kwargs, x, seed, upstream,
-                          recorder, artifacts_dir, training)
+                          recorder, artifacts_dir, training, pair=pair)
 
     suffix = "" if training is None else (
         "-training" if training else "-inference")
@@ -83,8 +87,8 @@ def nonfinite_upstream_property(case, policy, mode, recorder=PROCESS):
     @given(data=st.data())
     def nonfinite_upstream(data):
         kwargs, x, seed = _draw_setup(data, case, policy, nonfinite_ok=False)
-        reference = _make(case, kwargs, policy, case.reference)
-        out_shape = tuple(reference.compute_output_shape(x.shape))
+        pair = built_pair(case, kwargs, policy, x)
+        out_shape = tuple(pair[1].compute_output_shape(x.shape))
         upstream = cst.draw_array(
             data, out_shape, cst.compute_dtype(policy),
             label="upstream gradient", max_specials=2,
@@ -95,7 +99,7 @@ def nonfinite_upstream_property(case, policy, mode, recorder=PROCESS):
             # upstream gradients stay within +-10 on torch).
             value_range=case.upstream_range)
         check_equivalence(case, policy, mode, kwargs, x, seed, upstream,
-                          recorder)
+                          recorder, pair=pair)
 
     nonfinite_upstream.__name__ = (f"nonfinite_upstream[{case.name}-"
                                    f"{policy}-{mode}]")
