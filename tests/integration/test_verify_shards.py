@@ -11,6 +11,13 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
+#: Shares, workers and merges are customlayers' own bookkeeping, the same
+#: on every Keras: the Keras 2 edges of .ci/run skip them (test_cli runs
+#: verify there).
+pytestmark = pytest.mark.keras_independent
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
 #: A small battery: ReLU, float32, eager (12 properties, about 10 s).
 SMALL = ("--cases", "ReLU", "--dtypes", "float32", "--modes", "eager")

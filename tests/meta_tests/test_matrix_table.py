@@ -16,6 +16,9 @@ import sys
 
 import pytest
 
+#: The table is plain Python over tox's files: the Keras 2 edges skip it.
+pytestmark = pytest.mark.keras_independent
+
 SCRIPT = pathlib.Path(__file__).resolve().parents[2] / ".ci" / \
     "matrix_table.py"
 
