@@ -13,18 +13,18 @@ from customlayers.testing.equivalence import assert_equivalent
 from customlayers.testing.pairs import built_pair
 from customlayers.testing.report import PROCESS
 
-from customlayers.testing.properties._base import _draw_setup, _settings
+from customlayers.testing.properties._base import (_draw_setup, _make, _settings)
 
 
 # -- 1. outputs, input gradients, weight gradients ------------------------
 
 def check_equivalence(case, policy, mode, kwargs, x, seed, upstream=None,
-                      recorder=PROCESS, artifacts_dir=None, training=None,
-                      pair=None):
-    """One example: outputs and gradients equal the reference's. ``pair``:
-    the ``(custom, reference)`` :func:`~customlayers.testing.pairs.built_pair`
-    gave for this example (default: asked for here)."""
-    custom, reference = pair or built_pair(case, kwargs, policy, x)
+                      recorder=PROCESS, artifacts_dir=None, training=None):
+    """One example: outputs and gradients equal the reference's. The pair
+    comes from :func:`~customlayers.testing.pairs.built_pair`: built on
+    ``x``, reused across examples with the same key, in its just-built
+    state."""
+    custom, reference = built_pair(case, kwargs, policy, x)
     exact = case.is_exact(policy, mode)
     recorder.ledger.declare(case.known_differences)
     try:
@@ -45,6 +45,10 @@ def check_equivalence(case, policy, mode, kwargs, x, seed, upstream=None,
     return report
 
 
+# The inner test functions' source is part of Hypothesis's derandomized
+# seed (``function_digest``): an edit to them changes every ``ci`` draw, so
+# the equivalence suite's examples change with it. Edit them knowingly.
+
 def equivalence_property(case, policy, mode, recorder=PROCESS,
                          artifacts_dir=None, training=None):
     """Outputs and gradients (input and every weight) equal the
@@ -55,20 +59,19 @@ def equivalence_property(case, policy, mode, recorder=PROCESS,
     @given(data=st.data())
     def equivalence(data):
         kwargs, x, seed = _draw_setup(data, case, policy)
-        upstream = pair = None
+        upstream = None
         try:
-            pair = built_pair(case, kwargs, policy, x)
-            out_shape = tuple(pair[1].compute_output_shape(x.shape))
-        except Exception:  # noqa: BLE001 - then the seed makes it (and
-            out_shape = None  # check_equivalence raises what building does)
-            pair = None
+            reference = _make(case, kwargs, policy, case.reference)
+            out_shape = tuple(reference.compute_output_shape(x.shape))
+        except Exception:  # noqa: BLE001 - then the seed makes it
+            out_shape = None
         if out_shape and all(isinstance(d, int) for d in out_shape):
             upstream = cst.draw_array(
                 data, out_shape, cst.compute_dtype(policy),
                 label="upstream gradient", max_specials=2,
                 value_range=case.upstream_range)
         check_equivalence(case, policy, mode, kwargs, x, seed, upstream,
-                          recorder, artifacts_dir, training, pair=pair)
+                          recorder, artifacts_dir, training)
 
     suffix = "" if training is None else (
         "-training" if training else "-inference")
@@ -87,8 +90,8 @@ def nonfinite_upstream_property(case, policy, mode, recorder=PROCESS):
     @given(data=st.data())
     def nonfinite_upstream(data):
         kwargs, x, seed = _draw_setup(data, case, policy, nonfinite_ok=False)
-        pair = built_pair(case, kwargs, policy, x)
-        out_shape = tuple(pair[1].compute_output_shape(x.shape))
+        reference = _make(case, kwargs, policy, case.reference)
+        out_shape = tuple(reference.compute_output_shape(x.shape))
         upstream = cst.draw_array(
             data, out_shape, cst.compute_dtype(policy),
             label="upstream gradient", max_specials=2,
@@ -99,7 +102,7 @@ def nonfinite_upstream_property(case, policy, mode, recorder=PROCESS):
             # upstream gradients stay within +-10 on torch).
             value_range=case.upstream_range)
         check_equivalence(case, policy, mode, kwargs, x, seed, upstream,
-                          recorder, pair=pair)
+                          recorder)
 
     nonfinite_upstream.__name__ = (f"nonfinite_upstream[{case.name}-"
                                    f"{policy}-{mode}]")
