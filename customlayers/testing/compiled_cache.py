@@ -13,8 +13,9 @@ import json
 import numpy as np
 
 from customlayers._keras import BACKEND
-from customlayers.testing.backends import (_result, call_kwargs,
-                                          forward_backward, is_ids)
+from customlayers.testing.backends import (MODES, _result, call_kwargs,
+                                          forward_backward, is_ids,
+                                          supported_modes)
 
 # -- compiled once per signature ---------------------------------------------
 
@@ -116,7 +117,15 @@ def forward_backward_pair(custom, reference, x: np.ndarray,
     Where both have a :func:`signature`, one function traces (and under
     XLA or ``jax.jit`` compiles) both: one compilation per pair signature
     instead of two (two independent computations in one program; each
-    layer's result is its own)."""
+    layer's result is its own).
+
+    A mode this backend does not have is refused, as
+    :func:`forward_backward` refuses it (the cache would otherwise run
+    ``graph`` on JAX as ``jax.jit``)."""
+    reason = supported_modes().get(mode, f"unknown mode {mode!r}; expected "
+                                         f"one of {MODES}")
+    if reason:
+        raise NotImplementedError(f"mode {mode!r}: {reason}")
     cached = _forward_backward_cached([custom, reference], x, upstream, mode,
                                       training=training)
     if cached is not None:

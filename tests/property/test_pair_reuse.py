@@ -15,6 +15,7 @@ import pytest
 from customlayers._keras import KERAS_MAJOR
 from customlayers.testing import pairs
 from customlayers.testing.convert import input_tensor, to_numpy
+from tests.params import mode_param
 
 pytestmark = pytest.mark.skipif(
     KERAS_MAJOR < 3, reason="built pairs are reused on Keras 3 only (Keras "
@@ -41,7 +42,8 @@ def _reports_equal(a, b):
         [tuple(getattr(c, f) for f in fields) for c in b.comparisons]
 
 
-@pytest.mark.parametrize("mode", ["eager", "graph"])
+@pytest.mark.parametrize("mode", [mode_param(m) for m in ("eager", "graph",
+                                                           "compiled")])
 def test_a_reused_pair_reports_what_a_fresh_pair_does(mode):
     from customlayers.testing.cases import DENSE
     from customlayers.testing.properties import check_equivalence
@@ -134,3 +136,16 @@ def test_the_cache_is_bounded(monkeypatch):
     assert len(pairs._PAIRS) == 3
     first, _ = pairs.built_pair(RELU, {}, "float32", _x((7, 3)))
     assert pairs.PAIR_STATS["hits"] == 1 and first.built
+
+
+def test_a_mode_the_backend_lacks_is_refused_for_a_pair_too():
+    """forward_backward_pair, like forward_backward, refuses a mode this
+    backend has not (on JAX, the signature cache ran 'graph' as jax.jit)."""
+    from customlayers.testing import backends
+    from customlayers.testing.cases import RELU
+    x = _x()
+    custom, reference = pairs.built_pair(RELU, {}, "float32", x)
+    for mode in ("warp", *[m for m, why in backends.supported_modes().items()
+                           if why]):
+        with pytest.raises(NotImplementedError, match=f"mode '{mode}'"):
+            backends.forward_backward_pair(custom, reference, x, x, mode)
