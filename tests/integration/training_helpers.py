@@ -1,15 +1,20 @@
 """Helpers of the MNIST training tests (test_training_*.py,
-test_train_command.py): the seed and tolerance they share, running Python in
-a fresh process, and the trajectory comparison of a custom run against its
-built-in twin. The fixtures (``mnist``, ``graph_run``) are in conftest.py,
-session-scoped so that the files share one 5-epoch run."""
+test_train_command.py) and the distribution tests (test_distribution_*.py):
+the seed and tolerance they share, running Python in fresh processes (one,
+or several at once), the trajectory comparison of a custom run against its
+built-in twin, and the comparison of two runs saved as ``.npz`` arrays. The
+fixtures (``mnist``, ``graph_run``) are in conftest.py, session-scoped so
+that the files share one 5-epoch run."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pathlib
 import subprocess
 import sys
+import tempfile
+import time
 
 import numpy as np
 import pytest
@@ -33,23 +38,102 @@ GRAPH_RUN_JIT = BACKEND == "jax"
 GRAPH_RUN_MODE = "graph+XLA" if GRAPH_RUN_JIT else "graph"
 
 
-def subprocess_env():
+def subprocess_env(extra=None):
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env["PYTHONPATH"] = os.pathsep.join(
         [str(REPO)] + [p for p in [env.get("PYTHONPATH")] if p])
+    env.update(extra or {})
     return env
 
 
-def run_python(script: str, *args, timeout=300):
-    proc = subprocess.run([sys.executable, "-c", script, *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout,
-                          env=subprocess_env(), cwd=str(REPO))
-    assert proc.returncode == 0, (
-        f"subprocess failed with status {proc.returncode}\n"
-        f"--- stdout ---\n{proc.stdout[-4000:]}\n"
-        f"--- stderr ---\n{proc.stderr[-4000:]}")
+def start_python(script: str, *args, env=None) -> subprocess.Popen:
+    """``python -c script args...`` in the background, with ``env`` added
+    to :func:`subprocess_env`; its output goes to temporary files (a pipe
+    nobody reads could fill up and stall it). Collect it with
+    :func:`wait_all`."""
+    outputs = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, *map(str, args)], stdout=outputs[0],
+        stderr=outputs[1], text=True, env=subprocess_env(env), cwd=str(REPO))
+    proc.outputs = outputs
     return proc
+
+
+def _completed(proc):
+    texts = []
+    for f in proc.outputs:
+        f.seek(0)
+        texts.append(f.read())
+        f.close()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, *texts)
+
+
+def wait_all(procs, *, timeout=300):
+    """Wait for processes from :func:`start_python`; returns their
+    CompletedProcess. As soon as one fails, or at ``timeout`` seconds, the
+    others are killed (a worker whose peer died would wait for it forever)
+    and the assertion shows every process's status, stdout and stderr."""
+    deadline = time.monotonic() + timeout
+    while any(p.poll() is None for p in procs) and \
+            all(p.poll() in (None, 0) for p in procs) and \
+            time.monotonic() < deadline:
+        time.sleep(0.1)
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    done = [_completed(p) for p in procs]
+    assert all(c.returncode == 0 for c in done), "\n".join(
+        f"subprocess {i} of {len(done)} failed with status {c.returncode}"
+        f"{' (killed: timed out, or a peer failed)' * (c.returncode < 0)}"
+        f"\n--- stdout ---\n{c.stdout[-4000:]}\n--- stderr ---\n"
+        f"{c.stderr[-4000:]}" for i, c in enumerate(done))
+    return done
+
+
+def run_python(script: str, *args, timeout=300, env=None):
+    return wait_all([start_python(script, *args, env=env)],
+                    timeout=timeout)[0]
+
+
+def once_per_run(tmp_path_factory, name: str, produce) -> pathlib.Path:
+    """``produce(folder)`` once per pytest run, even under pytest-xdist
+    (where every worker has its own module and session fixtures): the first
+    caller runs it under a file lock, later ones wait and reuse the folder.
+    A ``produce`` that raised is tried again by the next caller."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # this run's folder, shared by its workers
+    folder = base / name
+    with open(base / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / "DONE").exists():
+            folder.mkdir(exist_ok=True)
+            produce(folder)
+            (folder / "DONE").write_text("")
+    return folder
+
+
+def compare_runs(arrays, custom: str, reference: str, *, tolerance):
+    """Compare every array ``<custom>/<name>`` in ``arrays`` (an ``.npz``)
+    with ``<reference>/<name>``; ``tolerance=None`` is bit for bit. Returns
+    ``(comparisons, problems)``: the Comparison of each name both runs
+    have, and one line (``Comparison.describe()``) per failed comparison
+    or name that only one run has (a weight missing or renamed)."""
+    def names(run):
+        return {k[len(run) + 1:] for k in arrays if k.startswith(run + "/")}
+    mine, theirs = names(custom), names(reference)
+    assert mine or theirs, f"no arrays for {custom!r} or {reference!r}"
+    problems = [f"{reference} has {n!r}, {custom} has not"
+                for n in sorted(theirs - mine)]
+    problems += [f"{custom} has {n!r}, {reference} has not"
+                 for n in sorted(mine - theirs)]
+    comps = [compare_arrays(f"{custom} vs {reference}: {n}",
+                            arrays[f"{custom}/{n}"],
+                            arrays[f"{reference}/{n}"], tolerance=tolerance)
+             for n in sorted(mine & theirs)]
+    return comps, problems + [c.describe() for c in comps if not c.passed]
 
 
 def assert_same_trajectory(result, *, bit_exact: bool = True):

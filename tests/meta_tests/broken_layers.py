@@ -244,3 +244,28 @@ class NegativeThresholdReLU(ReLU):
         super().__init__(max_value=max_value, negative_slope=negative_slope,
                          threshold=abs(threshold) if threshold else threshold,
                          **kwargs)
+
+
+class ScaledKernelGradientDense(Dense):
+    """The forward pass is bit for bit the real one, but the kernel's
+    gradient is scaled by ``1 + 2**-8`` (``k0 + (k - k0) * s`` with ``k0 =
+    stop_gradient(k)``): only gradients and training can show it. The
+    distribution tests (tests/integration/test_distribution_*.py) train it
+    next to the built-in."""
+
+    @property
+    def kernel(self):
+        kernel = super().kernel
+        frozen = ops.stop_gradient(kernel)
+        return frozen + (kernel - frozen) * (1 + 2 ** -8)
+
+
+class RenamedKernelDense(Dense):
+    """Calls its kernel ``w``: a ``LayoutMap`` rule written for the built-in
+    (``.*dense.*kernel``) then misses it, and ``ModelParallel`` leaves it
+    replicated (tests/integration/test_distribution_jax.py)."""
+
+    def add_weight(self, *args, **kwargs):
+        if kwargs.get("name") == "kernel":
+            kwargs["name"] = "w"
+        return super().add_weight(*args, **kwargs)
