@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import dataclasses
 import json
 import os
 import platform
@@ -105,7 +106,6 @@ def main(argv=None) -> int:
     for name in args.pairs:
         case = CASES[name]
         if args.no_reuse:
-            import dataclasses
             case = dataclasses.replace(case, reuse_layers=False)
         for mode in modes:
             n = args.examples or default_n[mode]

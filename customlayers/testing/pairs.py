@@ -68,14 +68,12 @@ def pair_key(case, kwargs, policy, x):
     return (id(case), text, policy, tuple(x.shape), x.dtype.name, BACKEND)
 
 
-def _variables(layer):
-    return list(getattr(layer, "variables", None) or layer.weights)
-
-
 def _snapshot(*layers):
+    """Every variable of ``layers`` (Keras 3's ``variables``: weights and
+    seed generators' state) with a copy of its value now."""
     from customlayers.testing.convert import to_numpy
     return [(v, np.array(to_numpy(v), copy=True))
-            for layer in layers for v in _variables(layer)]
+            for layer in layers for v in layer.variables]
 
 
 def _restore(entry: _Entry) -> None:
@@ -83,13 +81,21 @@ def _restore(entry: _Entry) -> None:
         v.assign(value)
 
 
-def built_pair(case, kwargs, policy, x):
-    """``(custom, reference)`` built on ``x`` under ``policy``, the custom
-    layer's weights copied into the reference (as
-    :func:`~customlayers.testing.equivalence.build_pair` leaves them): a
-    kept pair restored to that state, or a new one."""
+def fresh_pair(case, kwargs, policy, x):
+    """A new ``(custom, reference)`` of ``case`` under ``policy``, built on
+    ``x``, the custom layer's weights copied into the reference
+    (:func:`~customlayers.testing.equivalence.build_pair`)."""
     from customlayers.testing.equivalence import build_pair
     from customlayers.testing.properties._base import _make
+    custom = _make(case, kwargs, policy)
+    reference = _make(case, kwargs, policy, case.reference)
+    build_pair(custom, reference, np.asarray(x), weight_map=case.weight_map)
+    return custom, reference
+
+
+def built_pair(case, kwargs, policy, x):
+    """:func:`fresh_pair`'s pair: a kept one restored to its just-built
+    state, or a new one (kept when it has a :func:`pair_key`)."""
     key = pair_key(case, kwargs, policy, x)
     entry = None if key is None else _PAIRS.get(key)
     if entry is not None and entry.case is case:
@@ -97,9 +103,7 @@ def built_pair(case, kwargs, policy, x):
         _restore(entry)
         PAIR_STATS["hits"] += 1
         return entry.custom, entry.reference
-    custom = _make(case, kwargs, policy)
-    reference = _make(case, kwargs, policy, case.reference)
-    build_pair(custom, reference, np.asarray(x), weight_map=case.weight_map)
+    custom, reference = fresh_pair(case, kwargs, policy, x)
     if key is None:
         PAIR_STATS["uncached"] += 1
         return custom, reference

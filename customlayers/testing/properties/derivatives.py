@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from customlayers._keras import variable_name
 from customlayers.testing import strategies as cst
-from customlayers.testing.equivalence import (build_pair, fact_check)
+from customlayers.testing.equivalence import fact_check
 from customlayers.testing.expectations import compare_expected
 from customlayers.testing.report import PROCESS
 from customlayers.testing.tolerances import Tolerance
@@ -25,10 +25,11 @@ JACOBIAN_MAX = 4096
 
 
 def _built_pair(case, policy, kwargs, x, seed):
-    custom = _make(case, kwargs, policy)
-    reference = _make(case, kwargs, policy, case.reference)
-    build_pair(custom, reference, x, weight_map=case.weight_map)
+    """A fresh pair (never a reused one: these checks transform the layers
+    with each backend's autodiff) with the example's random weights."""
     from customlayers.testing.equivalence import copy_weights, random_weights
+    from customlayers.testing.pairs import fresh_pair
+    custom, reference = fresh_pair(case, kwargs, policy, x)
     copy_weights(custom, reference, weight_map=case.weight_map,
                  weights=random_weights(custom, seed,
                                         positive=case.positive_weights))
