@@ -54,7 +54,7 @@ class LayerCase:
             values or Hypothesis strategies, a strategy of dicts, or a
             function ``f(data) -> dict`` that draws them (labelled).
         input_shape: A shape tuple, a strategy of shapes, or a function
-            ``f(data, kwargs) -> shape``. Default: ranks 2-5, at most 2048
+            ``f(data, kwargs) -> shape``. Default: ranks 2-5, at most 3072
             elements.
         input_data: A fixed input array, or a strategy of arrays; replaces
             the drawn input (``input_shape`` is then ignored).
