@@ -23,7 +23,11 @@ WEIGHTS = {
     "equivalence/graph": 0.2,
     "equivalence/compiled": 0.2,
     "lazy_build": 0.3,
-    "mask": 0.3,
+    # Eager: as before the other modes; graph and compiled trace (and
+    # compile) one function per example (a fresh pair each).
+    "mask/eager": 0.3,
+    "mask/graph": 0.1,
+    "mask/compiled": 0.05,
     "config": 1.2,
     "saving": 0.03,
     "numeric_gradient": 0.5,
@@ -59,6 +63,13 @@ def _settings(key):
                     deadline=None,
                     suppress_health_check=[HealthCheck.too_slow,
                                            HealthCheck.data_too_large])
+
+
+def training_suffix(training) -> str:
+    """What a property's name ends with for its ``training`` call
+    argument: ``""`` (not passed), ``-training`` or ``-inference``."""
+    return "" if training is None else (
+        "-training" if training else "-inference")
 
 
 def _make(case, kwargs, policy, factory=None):

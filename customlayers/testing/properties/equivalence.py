@@ -3,6 +3,7 @@ non-finite upstream gradients."""
 
 from __future__ import annotations
 
+import functools
 import math
 
 from hypothesis import given
@@ -13,7 +14,8 @@ from customlayers.testing.equivalence import assert_equivalent
 from customlayers.testing.pairs import built_pair
 from customlayers.testing.report import PROCESS
 
-from customlayers.testing.properties._base import (_draw_setup, _make, _settings)
+from customlayers.testing.properties._base import (_draw_setup, _make,
+                                                   _settings, training_suffix)
 
 
 # -- 1. outputs, input gradients, weight gradients ------------------------
@@ -73,18 +75,29 @@ def equivalence_property(case, policy, mode, recorder=PROCESS,
         check_equivalence(case, policy, mode, kwargs, x, seed, upstream,
                           recorder, artifacts_dir, training)
 
-    suffix = "" if training is None else (
-        "-training" if training else "-inference")
     equivalence.__name__ = (f"equivalence[{case.name}-{policy}-{mode}"
-                            f"{suffix}]")
+                            f"{training_suffix(training)}]")
     return equivalence
 
 
-def nonfinite_upstream_property(case, policy, mode, recorder=PROCESS):
+def _called_with(training):
+    """:func:`check_equivalence` with ``training`` bound."""
+    if training is None:
+        return check_equivalence
+    return functools.partial(check_equivalence, training=training)
+
+
+def nonfinite_upstream_property(case, policy, mode, recorder=PROCESS,
+                                training=None):
     """With NaN, +inf and -inf in the upstream gradient (placed on purpose,
     every example), the gradients have the reference's NaN positions and
     values: a hand-written gradient that selects ``0`` where the backend's
-    multiplies ``g * mask`` (NaN) shows here."""
+    multiplies ``g * mask`` (NaN) shows here. Both layers are called with
+    ``training`` (``None``: not passed)."""
+    # ``training`` reaches the inner function through this local name, so
+    # that its source (the derandomized seed, see above) stays the same:
+    # a training-mode item runs the inference-mode item's examples.
+    check_equivalence = _called_with(training)
 
     @_settings(f"nonfinite_upstream/{mode}")
     @given(data=st.data())
@@ -105,5 +118,6 @@ def nonfinite_upstream_property(case, policy, mode, recorder=PROCESS):
                           recorder)
 
     nonfinite_upstream.__name__ = (f"nonfinite_upstream[{case.name}-"
-                                   f"{policy}-{mode}]")
+                                   f"{policy}-{mode}"
+                                   f"{training_suffix(training)}]")
     return nonfinite_upstream
