@@ -69,6 +69,21 @@ def _bn_smooth(kwargs):
             "epsilon": max(kwargs.get("epsilon", 1e-3), 1e-3)}
 
 
+def _bn_input_mask(shape):
+    """The ``mask=`` the layer takes: the input's shape without its last
+    axis (the built-in broadcasts it along the last axis, whatever
+    ``axis``). ``None`` (the mask property then passes no mask) on JAX and
+    torch where a dimension but the batch's is 1: Keras 3.15.1's masked
+    moments squeeze a single channel to a scalar, and its
+    ``ops.batch_normalization`` there reads ``mean.shape[0]`` (IndexError;
+    tests/property/test_batch_normalization_mask.py shows it).
+    customlayers keeps the channel; only the input shape is seen here, not
+    ``axis``, so every such shape is left out."""
+    if BACKEND in ("jax", "torch") and 1 in tuple(shape)[1:]:
+        return None
+    return tuple(shape)[:-1]
+
+
 def _torch_skip(why):
     return lambda: why if BACKEND == "torch" else None
 
@@ -132,6 +147,11 @@ BATCH_NORMALIZATION = LayerCase(
     input_range=(-1e4, 1e4),
     training=(False, True),
     state_steps=3,
+    # The mask property, in both training values and every mode: in
+    # training mode the masked-out positions do not count in the batch
+    # moments (outputs and the updated moving statistics compared).
+    masks=True,
+    input_mask=_bn_input_mask,
     # rsqrt(moving_variance + epsilon): random moving variances are drawn
     # positive, as training makes them.
     positive_weights=("moving_variance",),
