@@ -71,6 +71,9 @@ def tf_wrap(fn, mode):
     """``fn`` in TensorFlow's ``mode``: itself (eager), a ``tf.function``
     (graph) or one compiled by XLA (compiled)."""
     import tensorflow as tf
+    # Every example traces a new function on purpose (new layers, new
+    # shapes): TensorFlow's "excessive retracing" warning is expected.
+    tf.get_logger().setLevel("ERROR")
     if mode == "graph":
         return tf.function(fn, autograph=False)
     if mode == "compiled":
