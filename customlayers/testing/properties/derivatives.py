@@ -20,8 +20,9 @@ from customlayers.testing.expectations import compare_expected
 from customlayers.testing.report import PROCESS
 from customlayers.testing.tolerances import Tolerance
 
-from customlayers.testing.properties._base import (_make, _scope, _settings,
-                                                   draw_input, training_suffix)
+from customlayers.testing.properties._base import (_make, _scope, draw_input,
+                                                   settings_for,
+                                                   training_suffix)
 
 #: The forward-mode property's full input Jacobian (through pfor/vmap) is
 #: taken where it has at most this many elements.
@@ -227,12 +228,14 @@ def _draw_derivative_example(data, case, policy, nonfinite=False):
 
 def _derivative_property(kind, check, case, policy, mode, recorder,
                          training=None):
-    # ``training`` reaches the check through ``check`` itself, so that the
-    # inner function's source, which seeds Hypothesis's derandomized draws
-    # (see properties/equivalence.py), is the same for every value: a
+    # ``training`` reaches the check through ``check`` itself (and the
+    # item's example count through ``_settings``), so that the inner
+    # function's source, which seeds Hypothesis's derandomized draws (see
+    # properties/equivalence.py), is the same for every value: a
     # training-mode item runs the inference-mode item's examples.
     if training is not None:
         check = functools.partial(check, training=training)
+    _settings = settings_for(training=training)  # the item's example count
 
     @_settings(f"{kind}/{mode}")
     @given(data=st.data())

@@ -15,7 +15,8 @@ from customlayers.testing.pairs import built_pair
 from customlayers.testing.report import PROCESS
 
 from customlayers.testing.properties._base import (_draw_setup, _make,
-                                                   _settings, training_suffix)
+                                                   _settings, settings_for,
+                                                   training_suffix)
 
 
 # -- 1. outputs, input gradients, weight gradients ------------------------
@@ -94,10 +95,12 @@ def nonfinite_upstream_property(case, policy, mode, recorder=PROCESS,
     values: a hand-written gradient that selects ``0`` where the backend's
     multiplies ``g * mask`` (NaN) shows here. Both layers are called with
     ``training`` (``None``: not passed)."""
-    # ``training`` reaches the inner function through this local name, so
-    # that its source (the derandomized seed, see above) stays the same:
-    # a training-mode item runs the inference-mode item's examples.
+    # ``training`` (and the item's example count) reach the inner function
+    # through these local names, so that its source (the derandomized
+    # seed, see above) stays the same: a training-mode item runs the
+    # inference-mode item's examples.
     check_equivalence = _called_with(training)
+    _settings = settings_for(training=training)  # the item's example count
 
     @_settings(f"nonfinite_upstream/{mode}")
     @given(data=st.data())

@@ -19,8 +19,8 @@ from customlayers.testing.expectations import compare_expected
 from customlayers.testing.report import PROCESS
 
 from customlayers.testing.properties._base import (_make, _scope, draw_input,
+                                                   settings_for,
                                                    training_suffix)
-from customlayers.testing.properties._base import _settings as _base_settings
 
 
 class MaskEcho(keras.layers.Layer):
@@ -202,12 +202,6 @@ def _check_mask_with(training):
     return functools.partial(check_mask, training=training)
 
 
-def _settings_for(mode):
-    """``_settings`` with the mode's example count: ``"mask"`` is read as
-    ``"mask/<mode>"`` in :data:`~customlayers.testing.properties.WEIGHTS`."""
-    return lambda key: _base_settings(f"{key}/{mode}")
-
-
 def mask_property(case, policy, mode, recorder=PROCESS, training=None):
     """For a case that declares ``masks``, in ``mode``, called with
     ``training`` (``None``: not passed): ``compute_mask``, the mask on the
@@ -220,7 +214,7 @@ def mask_property(case, policy, mode, recorder=PROCESS, training=None):
     # ``training`` reach it through these two local names, so that every
     # mode and value runs the same draws (the eager items the examples
     # they ran before these arguments existed).
-    _settings = _settings_for(mode)
+    _settings = settings_for(mode, training)
     check_mask = _check_mask_with(training)
 
     @_settings("mask")
