@@ -6,7 +6,17 @@ BatchNormalization is the first pair with a ``training`` call argument and
 non-trainable state: the equivalence property runs in both modes
 (``training=(False, True)``: ``...-inference`` and ``...-training`` items),
 and the ``state`` property makes three training-mode calls and compares
-the moving mean and variance after each one.
+the moving mean and variance after each one. The non-finite upstream,
+second-order, forward-mode and mask properties run in both modes too.
+
+On TensorFlow the built-in's second derivative in training mode is wrong
+(``tf.nn.moments`` stops the gradient of the mean inside the variance):
+measured in float64, input (4, 3) from seed 0, gamma 1.3, beta 0.2,
+epsilon 1e-3, its Hessian-vector product differs from a central
+difference of its own gradient by up to 0.20 (of 2.3); with
+``synchronized=True`` (``E[x^2] - E[x]^2``) they agree to 3e-10. The
+custom layer mirrors it bit for bit (a drop-in trains identically), so
+nothing is declared: the second-order items compare it with the built-in.
 """
 
 from __future__ import annotations
