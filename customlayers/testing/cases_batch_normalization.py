@@ -79,19 +79,20 @@ def _bn_smooth(kwargs):
             "epsilon": max(kwargs.get("epsilon", 1e-3), 1e-3)}
 
 
-def _bn_input_mask(shape):
+def _bn_input_mask(shape, kwargs=None):
     """The ``mask=`` the layer takes: the input's shape without its last
     axis (the built-in broadcasts it along the last axis, whatever
     ``axis``). ``None`` (the mask property then passes no mask) on JAX and
-    torch where a dimension but the batch's is 1: Keras 3.15.1's masked
+    torch where the feature axis has one channel: Keras 3.15.1's masked
     moments squeeze a single channel to a scalar, and its
     ``ops.batch_normalization`` there reads ``mean.shape[0]`` (IndexError;
     tests/property/test_batch_normalization_mask.py shows it).
-    customlayers keeps the channel; only the input shape is seen here, not
-    ``axis``, so every such shape is left out."""
-    if BACKEND in ("jax", "torch") and 1 in tuple(shape)[1:]:
+    customlayers keeps the channel."""
+    shape = tuple(shape)
+    if BACKEND in ("jax", "torch") and kwargs is not None and \
+            shape[kwargs["axis"]] == 1:
         return None
-    return tuple(shape)[:-1]
+    return shape[:-1]
 
 
 def _torch_skip(why):

@@ -126,8 +126,9 @@ class LayerCase:
             the mask a model propagates from the layer.
         input_mask: The layer's ``call`` takes ``mask=``: the ``mask``
             property also draws a boolean mask (shaped like the input, or
-            ``f(x_shape) -> mask_shape``, or ``None``: no mask for that
-            input) and compares the outputs of ``layer(x, mask=mask)``,
+            ``f(x_shape) -> mask_shape``; ``f(x_shape, kwargs=None)`` is
+            also given the constructor arguments before the call and may
+            return ``None``: no mask for that input) and compares the outputs of ``layer(x, mask=mask)``,
             ``compute_mask(x, mask)`` and, in training mode, the updated
             non-trainable variables.
         training: Values of the ``training`` call argument the

@@ -14,9 +14,10 @@ gained, which only that coverage catches.
 Each test runs the items that must catch the bug (each fails with an
 AssertionError naming the expected check) and the items closest to them
 that must not (the same property in the other mode or ``training`` value,
-and the equivalence, forward-mode and state properties on the same
-configuration): without the new items these bugs would go unseen. Run with
-``-rP`` to see each minimal example.
+and the equivalence, non-finite upstream and forward-mode properties on
+the same configuration where they could see it): without the new items
+these bugs would go unseen. Run with ``-rP`` to see each minimal
+example.
 """
 
 import dataclasses
@@ -87,8 +88,7 @@ def test_only_training_mode_second_order_sees_a_first_order_only_rsqrt():
         props.nonfinite_upstream_property(case, "float32", "eager", rec,
                                           training=True),
         props.equivalence_property(case, "float32", "eager", rec,
-                                   training=True),
-        props.state_property(case, "float32", "eager", rec))
+                                   training=True))
     print("\nFirstOrderRsqrtBN: caught only by second_order-float32-eager-"
           "training\n" + text[:4000])
 
@@ -136,13 +136,11 @@ def test_only_traced_training_mask_items_see_a_dropped_mask():
     texts = [_caught(props.mask_property(case, "float32", mode, rec,
                                          training=True), "output")
              for mode in _TRACED]
-    traced = _TRACED[-1]  # compiled: XLA or jax.jit
+    # The equivalence and state properties pass no mask: they cannot see
+    # it by construction (not run here, to save their ~15 s).
     _passes(props.mask_property(case, "float32", "eager", rec,
                                 training=True),
-            props.mask_property(case, "float32", traced, rec,
-                                training=False),
-            props.equivalence_property(case, "float32", traced, rec,
-                                       training=True),
-            props.state_property(case, "float32", traced, rec))
+            props.mask_property(case, "float32", _TRACED[-1], rec,
+                                training=False))
     print(f"\nTracedMaskDroppedBN: caught by mask-float32-{_TRACED}-training "
           "only\n" + "\n".join(t[:2000] for t in texts))

@@ -27,7 +27,7 @@ WEIGHTS = {
     # compile) one function per example (a fresh pair each).
     "mask/eager": 0.3,
     "mask/graph": 0.1,
-    "mask/compiled": 0.05,
+    "mask/compiled": 0.1,
     "config": 1.2,
     "saving": 0.03,
     "numeric_gradient": 0.5,

@@ -131,11 +131,18 @@ def masked_call(layer, x, mask, mode, training=None) -> MaskedCall:
                       [to_numpy(v) for v in state])
 
 
-def _no_mask_for(case, x) -> bool:
-    """The case's ``input_mask(x_shape)`` says ``None``: no mask for this
-    input (a combination where the reference cannot take one)."""
+def _no_mask_for(case, x, kwargs) -> bool:
+    """The case's ``input_mask(x_shape)`` (or ``input_mask(x_shape,
+    kwargs=...)``, given the constructor arguments when it takes them)
+    says ``None``: no mask for this input (a combination where the
+    reference cannot take one)."""
+    import inspect
     spec = case.input_mask
-    return callable(spec) and spec(np.shape(x)) is None
+    if not callable(spec):
+        return False
+    if "kwargs" in inspect.signature(spec).parameters:
+        return spec(np.shape(x), kwargs=kwargs) is None
+    return spec(np.shape(x)) is None
 
 
 def check_mask(case, policy, mode, kwargs, x, seed, mask=None,
@@ -151,7 +158,7 @@ def check_mask(case, policy, mode, kwargs, x, seed, mask=None,
     what it hands on is a question about the eager model, the same in any
     mode (the traced values above are each mode's own)."""
     from customlayers.testing.equivalence import copy_weights, random_weights
-    if mask is not None and _no_mask_for(case, x):
+    if mask is not None and _no_mask_for(case, x, kwargs):
         mask = None
     custom = _make(case, kwargs, policy)
     reference = _make(case, kwargs, policy, case.reference)
