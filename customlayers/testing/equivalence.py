@@ -317,13 +317,15 @@ def _constrained(custom, reference, weight_map):
     return flat(a), flat(b)
 
 
-def input_grad_not_applicable(x) -> Comparison:
-    """``grad[input]`` for an integer or boolean input: not compared (ids
-    have no derivative), reported as n/a with the reason."""
+def input_grad_not_applicable(x, check="grad[input]",
+                              instead="the weight gradients are compared"
+                              ) -> Comparison:
+    """``check`` (by default ``grad[input]``), a derivative along an integer
+    or boolean input: not compared (ids have no derivative), reported as
+    n/a with the reason and what is compared ``instead``."""
     reason = (f"n/a: the input is {np.asarray(x).dtype.name} (ids), which "
-              "has no gradient; the weight gradients are compared")
-    return dataclasses.replace(fact_check("grad[input]", True),
-                               problem=reason)
+              f"has no derivative; {instead}")
+    return dataclasses.replace(fact_check(check, True), problem=reason)
 
 
 def _same_check(check: str, a: list, b: list) -> Comparison:

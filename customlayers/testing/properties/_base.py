@@ -25,7 +25,11 @@ WEIGHTS = {
     "equivalence/graph": 0.1,
     "equivalence/compiled": 0.1,
     "lazy_build": 0.3,
-    "mask": 0.3,
+    # Eager: as before the other modes; graph and compiled trace (and
+    # compile) one function per example (a fresh pair each).
+    "mask/eager": 0.3,
+    "mask/graph": 0.1,
+    "mask/compiled": 0.1,
     "config": 1.2,
     "saving": 0.03,
     "numeric_gradient": 0.5,
@@ -40,6 +44,12 @@ WEIGHTS = {
     "forward_mode/eager": 0.1,
     "forward_mode/graph": 0.05,
     "forward_mode/compiled": 0.03,
+    # Training-mode items (LayerCase.training) where they cost more than
+    # their inference-mode twins (BatchNormalization's batch moments: ~2 s
+    # an example for second order on the 2-core VM); the same draws, fewer.
+    "second_order/eager/training": 0.05,
+    "second_order/graph/training": 0.03,
+    "nonfinite_upstream/compiled/training": 0.1,
     # A case with a RandomSpec (dropout-like): five calls per example.
     "randomness/eager": 0.2,
     "randomness/graph": 0.1,
@@ -78,6 +88,28 @@ def _settings(key):
                     deadline=None,
                     suppress_health_check=[HealthCheck.too_slow,
                                            HealthCheck.data_too_large])
+
+
+def settings_for(mode=None, training=None):
+    """``_settings`` for one item, as an inner property function calls it
+    (its source, the derandomized seed, stays the same; see
+    properties/equivalence.py): ``key`` read as ``key/<mode>`` when
+    ``mode`` is given, then as ``.../training`` for a training-mode item
+    where :data:`WEIGHTS` has such an entry."""
+    def item_settings(key):
+        if mode:
+            key = f"{key}/{mode}"
+        if training and f"{key}/training" in WEIGHTS:
+            key = f"{key}/training"
+        return _settings(key)
+    return item_settings
+
+
+def training_suffix(training) -> str:
+    """What a property's name ends with for its ``training`` call
+    argument: ``""`` (not passed), ``-training`` or ``-inference``."""
+    return "" if training is None else (
+        "-training" if training else "-inference")
 
 
 def _make(case, kwargs, policy, factory=None):

@@ -3,6 +3,7 @@ non-finite upstream gradients."""
 
 from __future__ import annotations
 
+import functools
 import math
 
 from hypothesis import given
@@ -14,7 +15,8 @@ from customlayers.testing.pairs import built_pair
 from customlayers.testing.report import PROCESS
 
 from customlayers.testing.properties._base import (
-    _draw_signature, _draw_values, _make, _settings, value_sets)
+    _draw_signature, _draw_values, _make, _settings, settings_for,
+    training_suffix, value_sets)
 
 
 # -- 1. outputs, input gradients, weight gradients ------------------------
@@ -80,18 +82,31 @@ def equivalence_property(case, policy, mode, recorder=PROCESS,
             check_equivalence(case, policy, mode, kwargs, x, seed, upstream,
                               recorder, artifacts_dir, training)
 
-    suffix = "" if training is None else (
-        "-training" if training else "-inference")
     equivalence.__name__ = (f"equivalence[{case.name}-{policy}-{mode}"
-                            f"{suffix}]")
+                            f"{training_suffix(training)}]")
     return equivalence
 
 
-def nonfinite_upstream_property(case, policy, mode, recorder=PROCESS):
+def _called_with(training):
+    """:func:`check_equivalence` with ``training`` bound."""
+    if training is None:
+        return check_equivalence
+    return functools.partial(check_equivalence, training=training)
+
+
+def nonfinite_upstream_property(case, policy, mode, recorder=PROCESS,
+                                training=None):
     """With NaN, +inf and -inf in the upstream gradient (placed on purpose,
     every example), the gradients have the reference's NaN positions and
     values: a hand-written gradient that selects ``0`` where the backend's
-    multiplies ``g * mask`` (NaN) shows here."""
+    multiplies ``g * mask`` (NaN) shows here. Both layers are called with
+    ``training`` (``None``: not passed)."""
+    # ``training`` (and the item's example count) reach the inner function
+    # through these local names, so that its source (the derandomized
+    # seed, see above) stays the same: a training-mode item runs the
+    # inference-mode item's examples.
+    check_equivalence = _called_with(training)
+    _settings = settings_for(training=training)  # the item's example count
 
     @_settings(f"nonfinite_upstream/{mode}")
     @given(data=st.data())
@@ -117,5 +132,6 @@ def nonfinite_upstream_property(case, policy, mode, recorder=PROCESS):
                               recorder)
 
     nonfinite_upstream.__name__ = (f"nonfinite_upstream[{case.name}-"
-                                   f"{policy}-{mode}]")
+                                   f"{policy}-{mode}"
+                                   f"{training_suffix(training)}]")
     return nonfinite_upstream
