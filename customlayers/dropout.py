@@ -118,9 +118,11 @@ class Dropout(keras.layers.Layer):
     def _mask_shape(self, inputs):
         """``noise_shape`` with its ``None`` entries taken from the input
         (its dynamic size where the static one is unknown)."""
+        shape = tuple(inputs.shape)
+        if any(d is None for d in shape):
+            shape = ops.shape(inputs)
         if self.noise_shape is None:
-            return ops.shape(inputs)
-        shape = ops.shape(inputs)
+            return shape
         return tuple(shape[i] if d is None else d
                      for i, d in enumerate(self.noise_shape))
 
@@ -129,8 +131,12 @@ class Dropout(keras.layers.Layer):
             return inputs
         if self.rate == 1:
             return ops.zeros_like(inputs)
-        kept = ops.broadcast_to(self._keep_mask(inputs), ops.shape(inputs))
-        return ops.where(kept, self._scaled(inputs), ops.zeros_like(inputs))
+        # The mask (of shape noise_shape) broadcasts against the input in
+        # the select, and a dropped entry is the scalar +0.0: the values of
+        # where(broadcast_to(mask), x * scale, zeros_like(x)) without the
+        # two full-size temporaries (the built-in's select takes a scalar
+        # zero too; benchmarks/RESULTS.md, eager CPU).
+        return ops.where(self._keep_mask(inputs), self._scaled(inputs), 0.0)
 
     def _keep_mask(self, inputs):
         """A boolean mask of shape ``noise_shape``: ``True`` (kept) with
