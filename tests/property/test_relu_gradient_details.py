@@ -28,6 +28,20 @@ from tests.property.relu_details import (DTYPE_PARAMS, MODE_PARAMS, TF,
 
 # -- second derivatives -------------------------------------------------------
 
+def _drawn_pair(data, dtype, mode, *, max_dim):
+    """A drawn configuration, its kinks, a drawn shape (rank 1-2) and the
+    custom/built-in second-order program for them
+    (``relu_details.second_order_pair``)."""
+    cfg = cst.draw_relu_kwargs(data)
+    kinks = tuple(k for k in (0.0, cfg["threshold"], cfg["max_value"])
+                  if k is not None)
+    shape = cst.draw_shape(data, min_rank=1, max_rank=2, max_dim=max_dim)
+    note(f"backend {BACKEND}, mode {mode}, dtype {dtype}, config {cfg}, "
+         f"shape {shape}")
+    custom, builtin = pair(cfg, dtype)
+    return cfg, kinks, shape, second_order_pair(custom, builtin, mode)
+
+
 @pytest.mark.parametrize("mode", MODE_PARAMS)
 @pytest.mark.parametrize("dtype", DTYPE_PARAMS)
 @settings(max_examples=10)
@@ -39,14 +53,7 @@ def test_second_derivatives_match_the_builtin(dtype, mode, data):
     values, and finite upstream gradients and directions. ``None`` must
     match ``None``, and values bit for bit. Each drawn configuration and
     shape gets ``VALUE_SETS`` drawn inputs through one program."""
-    cfg = cst.draw_relu_kwargs(data)
-    kinks = tuple(k for k in (0.0, cfg["threshold"], cfg["max_value"])
-                  if k is not None)
-    shape = cst.draw_shape(data, min_rank=1, max_rank=2, max_dim=16)
-    note(f"backend {BACKEND}, mode {mode}, dtype {dtype}, config {cfg}, "
-         f"shape {shape}")
-    custom, builtin = pair(cfg, dtype)
-    both = second_order_pair(custom, builtin, mode)
+    cfg, kinks, shape, both = _drawn_pair(data, dtype, mode, max_dim=16)
     flush = tf_flushes(mode)
     for k in range(VALUE_SETS):  # one program, VALUE_SETS drawn inputs
         # ATen's relu6/hardtanh gradient at a NaN input is 1 or 0 depending
@@ -232,14 +239,7 @@ def test_nonfinite_upstream_gradients_match_the_builtin(dtype, mode, data):
     the input gradient's NaN positions and values must be the built-in's
     (TensorFlow's Relu6Grad and ReluGrad compute ``g * mask`` outside XLA,
     so a masked-out NaN or inf gives NaN there)."""
-    cfg = cst.draw_relu_kwargs(data)
-    kinks = tuple(k for k in (0.0, cfg["threshold"], cfg["max_value"])
-                  if k is not None)
-    shape = cst.draw_shape(data, min_rank=1, max_rank=2, max_dim=32)
-    note(f"backend {BACKEND}, mode {mode}, dtype {dtype}, config {cfg}, "
-         f"shape {shape}")
-    custom, builtin = pair(cfg, dtype)
-    both = second_order_pair(custom, builtin, mode)
+    cfg, kinks, shape, both = _drawn_pair(data, dtype, mode, max_dim=32)
     for k in range(VALUE_SETS):  # one program, VALUE_SETS drawn inputs
         # Non-finite inputs too, on torch as well (see the second-derivative
         # test for ATen's position-dependent relu6 gradient at NaN).
