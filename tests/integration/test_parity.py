@@ -30,6 +30,16 @@ CONFIGS = [
     ("ReLU", {}),
     ("ReLU", {"max_value": 6.0}),
     ("ReLU", {"negative_slope": 0.2, "threshold": 0.5, "max_value": 4.0}),
+    # Inference (the identity) compared as above; training mode: each
+    # backend's mask invariants and the values both backends kept
+    # (customlayers/testing/parity_training.py). Seeds fixed.
+    ("Dropout", {"rate": 0.3, "seed": 1234}),
+    ("Dropout", {"rate": 0.5, "noise_shape": [None, 1, None], "seed": 7}),
+    # int32 and int64 ids; outputs and the weight gradients (the scatter-add
+    # of repeated ids), the mask; grad[input] is n/a.
+    ("Embedding", {"input_dim": 50, "output_dim": 8}),
+    ("Embedding", {"input_dim": 3, "output_dim": 5, "mask_zero": True}),
+    ("Embedding", {"input_dim": 20, "output_dim": 4, "lora_rank": 2}),
 ]
 
 
