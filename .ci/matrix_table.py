@@ -19,8 +19,22 @@ import sys
 import xml.etree.ElementTree as ET
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # customlayers._table, without installing
-from customlayers._table import format_table  # noqa: E402
+
+
+def _load_table_formatter():
+    """``customlayers._table.format_table``, loaded from its file: the
+    package's ``__init__`` imports Keras and TensorFlow (4-5 s here), which a
+    table of tox results does not need, and the package need not be
+    installed where tox runs."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        "customlayers_table", ROOT / "customlayers" / "_table.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.format_table
+
+
+format_table = _load_table_formatter()
 
 #: Where the envs' JUnit files are (tox's work dir); overridable for tests.
 JUNIT_DIR = pathlib.Path(os.environ.get("MATRIX_JUNIT_DIR", ROOT / ".tox"))

@@ -43,7 +43,8 @@ def _run(case, policy, mode, n, recorder):
     check = equivalence.check_equivalence
 
     def counting(case_, policy_, mode_, kwargs, x, *args, **kw):
-        shapes.append(tuple(x.shape))
+        shapes.append((tuple(x.shape),
+                       json.dumps(kwargs, sort_keys=True, default=repr)))
         return check(case_, policy_, mode_, kwargs, x, *args, **kw)
 
     key = f"equivalence/{mode}"
@@ -115,10 +116,14 @@ def main(argv=None) -> int:
                 total_s += s
                 total_cpu += cpu
                 all_shapes += shapes
+            signatures = len(set(all_shapes))
+            all_shapes = [sh for sh, _ in all_shapes]
             sizes = [int(__import__("numpy").prod(sh)) for sh in all_shapes]
             ranks = collections.Counter(len(sh) for sh in all_shapes)
             row = dict(pair=name, mode=mode, reuse=not args.no_reuse,
                        examples=len(all_shapes),
+                       # distinct (constructor arguments, input shape)
+                       signatures=signatures,
                        seconds=round(total_s, 2),
                        examples_per_s=round(len(all_shapes) / total_s, 2),
                        cpu_seconds=round(total_cpu, 2),
@@ -129,6 +134,7 @@ def main(argv=None) -> int:
                        ranks=dict(sorted(ranks.items())))
             rows.append(row)
             print(f"{name:6s} {mode:9s} {row['examples']:4d} ex "
+                  f"({signatures:3d} sig) "
                   f"{row['seconds']:7.2f} s  {row['examples_per_s']:6.2f} "
                   f"ex/s  cpu {row['cpu_seconds']:7.2f} s "
                   f"{row['examples_per_cpu_s']:6.2f} ex/cpu-s  mean elements {row['mean_elements']:7.1f}  "

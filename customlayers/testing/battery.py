@@ -37,8 +37,9 @@ class Item:
     policy: Optional[str] = None
     mode: Optional[str] = None
     fmt: Optional[str] = None
-    #: The ``training`` call argument of an equivalence item (``None``: not
-    #: passed; see ``LayerCase.training``).
+    #: The ``training`` call argument of an item (``None``: not passed;
+    #: equivalence, non-finite upstream, second order, forward mode and
+    #: mask items run once per value of ``LayerCase.training``).
     training: Optional[bool] = None
     #: ``f() -> reason or None``, evaluated when the item runs (it may
     #: build a layer, which collection should not).
@@ -95,19 +96,22 @@ class Item:
             return props.input_dtypes_property(case, recorder)
         if self.kind == "nonfinite_upstream":
             return props.nonfinite_upstream_property(
-                case, self.policy, self.mode, recorder)
+                case, self.policy, self.mode, recorder,
+                training=self.training)
         if self.kind == "second_order":
             return props.second_order_property(case, self.policy, self.mode,
-                                               recorder)
+                                               recorder,
+                                               training=self.training)
         if self.kind == "randomness":
             return props.randomness_property(case, self.policy, self.mode,
                                              recorder)
         if self.kind == "forward_mode":
             return props.forward_mode_property(case, self.policy, self.mode,
-                                               recorder)
+                                               recorder,
+                                               training=self.training)
         if self.kind == "mask":
             return props.mask_property(case, self.policy, self.mode,
-                                       recorder)
+                                       recorder, training=self.training)
         raise ValueError(f"unknown property kind {self.kind!r}")
 
 
@@ -151,6 +155,7 @@ def items(case, policies=None, modes=None) -> list:
         for policy in _subset(SAVING_POLICIES, policies):
             out.append(Item("saving", case, policy, fmt=fmt,
                             skip=lambda f=fmt: case.save_unsupported(f)))
+    # Ids (input_ids) are differentiated along the weights only there.
     for kind in ("nonfinite_upstream", "second_order", "forward_mode"):
         for policy in _subset(DERIVATIVE_POLICIES, policies):
             for mode in modes:
@@ -158,20 +163,21 @@ def items(case, policies=None, modes=None) -> list:
                 if kind == "nonfinite_upstream" and not case.allow_nonfinite:
                     reason = (f"{case.name} declares allow_nonfinite=False: "
                               "NaN and inf are not part of its contract")
-                if kind != "nonfinite_upstream" and case.input_ids \
-                        is not None:
-                    reason = (f"{case.name} declares input_ids: the input "
-                              "is integer ids, which have no derivative; "
-                              f"the {kind.replace('_', ' ')} property "
-                              "differentiates along the input (the weight "
-                              "gradients are checked by the equivalence "
-                              "and numeric-gradient properties)")
-                out.append(Item(kind, case, policy, mode, skip=(
-                    lambda r=reason: r) if reason else None))
+                for training in trainings:
+                    out.append(Item(kind, case, policy, mode,
+                                    training=training, skip=(
+                                        lambda r=reason: r) if reason
+                                    else None))
     out.append(Item("input_dtypes", case))
-    if case.masks:  # eager calls: what a model hands on, not the traced
+    if case.masks:  # every mode; what a model hands on in eager items only
         for policy in _subset(CONFIG_POLICIES, policies):
-            out.append(Item("mask", case, policy, "eager"))
+            for mode in modes:
+                reason = support.get(mode, f"unknown mode {mode!r}")
+                for training in trainings:
+                    out.append(Item("mask", case, policy, mode,
+                                    training=training, skip=(
+                                        lambda r=reason: r) if reason
+                                    else None))
     if case.numeric_gradient:
         out.append(Item("numeric_gradient", case, "float64",
                         skip=lambda: props.numeric_gradient_unavailable(case)))

@@ -54,7 +54,7 @@ class LayerCase:
             values or Hypothesis strategies, a strategy of dicts, or a
             function ``f(data) -> dict`` that draws them (labelled).
         input_shape: A shape tuple, a strategy of shapes, or a function
-            ``f(data, kwargs) -> shape``. Default: ranks 2-5, at most 2048
+            ``f(data, kwargs) -> shape``. Default: ranks 2-5, at most 3072
             elements.
         input_data: A fixed input array, or a strategy of arrays; replaces
             the drawn input (``input_shape`` is then ignored).
@@ -115,17 +115,25 @@ class LayerCase:
             in range); dtypes from ``id_dtypes`` under every policy. There
             is no input gradient (reported as ``n/a``); weight gradients
             are compared; the numeric gradient perturbs the weights only;
-            second order and forward mode (derivatives along the input)
-            are skipped with that reason.
+            second order and forward mode differentiate the weights only
+            (Hessian-vector products along the weights, ``jvp[weights]``
+            along a direction in the weights), their rows along the input
+            (``hvp[input]``, ``hvp_fwd[input]``, ``hessian[input]``,
+            ``jvp``, ``jacobian[input]``) reported as ``n/a``.
         id_dtypes: The integer dtypes drawn for ``input_ids`` inputs.
-        masks: Run the ``mask`` property: ``compute_mask`` and the mask a
-            model propagates from the layer equal the reference's.
+        masks: Run the ``mask`` property, in every mode: ``compute_mask``
+            and the mask on the output equal the reference's, and (eager)
+            the mask a model propagates from the layer.
         input_mask: The layer's ``call`` takes ``mask=``: the ``mask``
             property also draws a boolean mask (shaped like the input, or
-            ``f(x_shape) -> mask_shape``) and compares the outputs of
-            ``layer(x, mask=mask)`` and ``compute_mask(x, mask)``.
+            ``f(x_shape) -> mask_shape``; ``f(x_shape, kwargs=None)`` is
+            also given the constructor arguments before the call and may
+            return ``None``: no mask for that input) and compares the outputs of ``layer(x, mask=mask)``,
+            ``compute_mask(x, mask)`` and, in training mode, the updated
+            non-trainable variables.
         training: Values of the ``training`` call argument the
-            equivalence property runs, one item each (ids end ``-training``
+            equivalence, non-finite upstream, second-order, forward-mode
+            and mask properties run, one item each (ids end ``-training``
             / ``-inference``); ``()``: not passed. Other properties call
             the layer without it.
         state_steps: Training-mode calls (new batch each) the ``state``

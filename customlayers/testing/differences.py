@@ -24,8 +24,10 @@ CHECK_NAMES = ("output", "grad[input]", "grad[<weight>]", "losses",
                "saving/keras", "saving/h5", "saving/savedmodel",
                "numeric gradient", "lazy build", "error input",
                "hvp[input]", "hvp[<weight>]", "hvp_fwd[input]",
-               "hessian[input]", "jvp", "jacobian[input]",
-               "jvp/vjp consistency", "grad form", "mask", "mask[<where>]")
+               "hvp_fwd[<weight>]", "hessian[input]", "jvp", "jvp[weights]",
+               "jacobian[input]",
+               "jvp/vjp consistency", "grad form", "mask", "mask[<where>]",
+               "state[<variable>]")
 
 
 def check_matches(check: str, pattern: str) -> bool:

@@ -22,18 +22,14 @@ import dataclasses
 
 import numpy as np
 
-from customlayers._keras import BACKEND, KERAS_VERSION
-from customlayers.testing import artifacts, backends
+from customlayers._keras import BACKEND
+from customlayers.testing import backends
 from customlayers.testing.convert import (apply_constraint, input_tensor,
                                          to_numpy)
 from customlayers.testing.expectations import Ledger, Scope, compare_expected
+from customlayers.testing.failure_text import failure_message
 from customlayers.testing.numerics import Comparison
 from customlayers.testing.tolerances import tolerance_for
-
-#: Arrays with at most this many elements in all are printed inline in a
-#: failure message; larger ones are saved to an ``.npz`` file it names.
-INLINE_LIMIT = 96
-
 
 @dataclasses.dataclass
 class EquivalenceReport:
@@ -71,57 +67,6 @@ def _policy_name(layer) -> str:
     from customlayers._keras import dtype_policy
     policy = dtype_policy(layer)
     return getattr(policy, "name", None) or str(layer.dtype)
-
-
-def _config(layer) -> dict:
-    try:
-        return layer.get_config()
-    except Exception as exc:  # a user's layer may not implement it
-        return {"<get_config failed>": repr(exc)}
-
-
-def _replay_blob(arrays: dict, directory=None) -> str:
-    """Small arrays inline; every array in an ``.npz`` whose path is named."""
-    total = sum(int(np.asarray(a).size) for a in arrays.values())
-    lines = []
-    if total <= INLINE_LIMIT:
-        with np.printoptions(floatmode="unique"):
-            lines += [
-                f"  {k} = np.array("
-                f"{np.asarray(v).astype(np.float64).tolist()!r}, "
-                f"dtype='{np.asarray(v).dtype.name}')"
-                for k, v in arrays.items()]
-    path = artifacts.save_arrays(arrays, directory)
-    lines.append(f"  arrays saved to {path}; load with "
-                 "customlayers.testing.artifacts.load_arrays(path)")
-    return "\n".join(lines)
-
-
-def _failure_message(report: EquivalenceReport, custom, reference,
-                     replay: dict, tolerance, artifacts_dir=None) -> str:
-    head = (f"{report.custom} is not equivalent to {report.reference}: "
-            f"{len(report.failures())} of {len(report.comparisons)} checks "
-            f"failed\n  dtype policy={report.policy} mode={report.mode} "
-            f"input shape={report.input_shape} backend={BACKEND} "
-            f"keras={KERAS_VERSION}")
-    out_tol = tolerance("output") if callable(tolerance) else tolerance
-    tol = ("bit-exact (declared exact: same kernels expected)"
-           if out_tol is None else
-           f"rtol={out_tol.rtol:g} atol={out_tol.atol:g}")
-    parts = [head, f"  comparison: {tol}"]
-    if report.training is not None:
-        parts.append(f"  called with training={report.training}")
-    if report.weights_seed is not None:
-        parts.append(f"  weights: random normal * 0.5 from seed "
-                     f"{report.weights_seed}")
-    parts += [c.describe() for c in report.failures()]
-    parts.append(f"  custom config: {_config(custom)}")
-    parts.append(f"  reference config: {_config(reference)}")
-    parts.append("  to replay: build both layers from these configs, set the "
-                 "custom weights to `weights`, copy them to the reference, "
-                 "and differentiate sum(layer(x) * upstream):")
-    parts.append(_replay_blob(replay, artifacts_dir))
-    return "\n".join(parts)
 
 
 def _built(layer) -> bool:
@@ -342,7 +287,7 @@ def assert_equivalent(custom, reference, inputs, *, mode: str = "eager",
         replay = {"x": x, "upstream": upstream}
         for i, w in enumerate(custom.get_weights()):
             replay[f"weights[{i}]"] = w
-        error = AssertionError(_failure_message(
+        error = AssertionError(failure_message(
             report, custom, reference, replay, tolerance_of, artifacts_dir))
         error.report = report  # the comparisons, for reports
         raise error
@@ -372,13 +317,15 @@ def _constrained(custom, reference, weight_map):
     return flat(a), flat(b)
 
 
-def input_grad_not_applicable(x) -> Comparison:
-    """``grad[input]`` for an integer or boolean input: not compared (ids
-    have no derivative), reported as n/a with the reason."""
+def input_grad_not_applicable(x, check="grad[input]",
+                              instead="the weight gradients are compared"
+                              ) -> Comparison:
+    """``check`` (by default ``grad[input]``), a derivative along an integer
+    or boolean input: not compared (ids have no derivative), reported as
+    n/a with the reason and what is compared ``instead``."""
     reason = (f"n/a: the input is {np.asarray(x).dtype.name} (ids), which "
-              "has no gradient; the weight gradients are compared")
-    return dataclasses.replace(fact_check("grad[input]", True),
-                               problem=reason)
+              f"has no derivative; {instead}")
+    return dataclasses.replace(fact_check(check, True), problem=reason)
 
 
 def _same_check(check: str, a: list, b: list) -> Comparison:

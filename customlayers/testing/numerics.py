@@ -114,6 +114,21 @@ def _flush(x: np.ndarray) -> np.ndarray:
     return np.where(small, np.copysign(np.zeros_like(x), x), x)
 
 
+def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether ``a`` and ``b`` (same shape and dtype) hold the same bits in
+    every element (NaN payloads included)."""
+    width = a.dtype.itemsize
+    if a.dtype.kind in "fV" or a.dtype.name == "bfloat16":
+        if width not in _INT_FOR_WIDTH:
+            return False
+        view = _INT_FOR_WIDTH[width]
+        return bool(np.array_equal(np.ascontiguousarray(a).view(view),
+                                   np.ascontiguousarray(b).view(view)))
+    if a.dtype.kind in "iub":
+        return bool(np.array_equal(a, b))
+    return False
+
+
 def compare_arrays(check: str, custom, reference, *,
                    tolerance: Tolerance | None,
                    signed_zeros: bool = True,
@@ -158,6 +173,14 @@ def compare_arrays(check: str, custom, reference, *,
     if a.dtype != b.dtype:
         return mismatch(f"dtype differs: custom {dtype_name(a)}, "
                         f"reference {dtype_name(b)}")
+    if _same_bits(a, b):
+        # Every element has the same bits: what the element-wise path below
+        # concludes for such arrays (bit-exact, every error 0), without its
+        # float64 copies and ULP arithmetic (issue 14: most comparisons of
+        # the suite are bit-exact; tests/meta_tests/test_helpers.py checks
+        # that both paths agree).
+        return Comparison(**base, passed=True, bit_exact=True, max_abs=0.0,
+                          max_rel=0.0, max_ulp=0.0, n_bad=0, tol_used=0.0)
     a64 = a.astype(np.float64)
     b64 = b.astype(np.float64)
     nan_a, nan_b = np.isnan(a64), np.isnan(b64)

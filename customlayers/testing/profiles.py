@@ -15,8 +15,11 @@ runs in one worker) and each is written to a temporary file and renamed
 into place.
 
 - ``ci``: derandomized (a fixed seed; the same examples on every run).
-  Compiled mode gets 20 equivalence examples per pair and policy and 30
-  with non-finite upstream gradients per pair (float32): 300 in all.
+  Per pair and dtype policy the equivalence property draws 30 / 10 / 10
+  examples in eager / graph / compiled mode, each with 2 / 3 / 4 value
+  sets (inputs, weight seeds and upstream gradients for one drawn
+  signature; ``properties.VALUE_SETS``): 60 / 30 / 40 compared inputs;
+  with non-finite upstream gradients (float32) 5 / 5 / 10 drawn examples.
 - ``dev``: random, 3x the examples.
 - ``thorough``: random, 20x the examples, for a nightly run.
 

@@ -62,3 +62,84 @@ class EpsilonOutsideSqrtBN(BatchNormalization):
 
     def _inverse_std(self, variance):
         return 1.0 / (ops.sqrt(variance) + self.epsilon)
+
+
+# -- bugs that only the newer items see (training-mode derivatives, the mask
+# -- property in graph and compiled mode): test_mode_gap_bugs.py
+
+
+def _rsqrt_first_order_only(v):
+    """``rsqrt(v)`` whose derivative is written by hand from the *stopped*
+    result and argument, with the backend's own kernel or rule, so first
+    derivatives (reverse and forward) are bit for bit the built-in's, but
+    the derivative no longer depends on ``v``: a second derivative through
+    ``v`` is lost. TensorFlow: ``tf.custom_gradient`` returning
+    ``RsqrtGrad(stop(y), dy)`` (Rsqrt's own gradient op); JAX: a
+    ``jax.custom_jvp`` with ``lax``'s rule, ``g * (-0.5 * (y / v))``, on
+    stopped values."""
+    from customlayers._keras import BACKEND
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        @tf.custom_gradient
+        def rsqrt(v):
+            y = tf.math.rsqrt(v)
+
+            def grad(dy):
+                return tf.raw_ops.RsqrtGrad(y=tf.stop_gradient(y), dy=dy)
+            return y, grad
+        return rsqrt(v)
+    import jax
+    from jax import lax
+
+    @jax.custom_jvp
+    def rsqrt(v):
+        return lax.rsqrt(v)
+
+    @rsqrt.defjvp
+    def _(primals, tangents):
+        (v,), (t,) = primals, tangents
+        y = lax.rsqrt(v)
+        ys, vs = lax.stop_gradient(y), lax.stop_gradient(v)
+        return y, t * (-0.5 * (ys / vs))
+
+    return rsqrt(v)
+
+
+class FirstOrderRsqrtBN(BatchNormalization):
+    """``rsqrt(variance + epsilon)`` with a hand-written derivative that is
+    right to first order only (:func:`_rsqrt_first_order_only`): outputs,
+    gradients and JVPs are the built-in's bit for bit, in both modes. In
+    training mode the variance is the batch's, a function of ``x``, and
+    the Hessian-vector products lose the terms through it; in inference
+    mode it is the (not differentiated) moving variance, and nothing
+    changes. Only the training-mode second-order items see it. (TensorFlow
+    and JAX: on torch a ``keras.ops.custom_gradient`` has no forward-mode
+    rule, so forward mode would fail too.)"""
+
+    def _inverse_std(self, variance):
+        return _rsqrt_first_order_only(variance + self.epsilon)
+
+
+def _traced(t) -> bool:
+    """Whether ``t`` is a symbolic value of ``tf.function``/XLA or a JAX
+    tracer: NumPy cannot read it."""
+    import numpy as np
+    try:
+        np.asarray(t)
+    except Exception:  # noqa: BLE001 - symbolic tensor / tracer
+        return True
+    return False
+
+
+class TracedMaskDroppedBN(BatchNormalization):
+    """Reads the mask as NumPy to decide which positions count (a fast path
+    written against eager tensors); when the call is traced (``tf.function``,
+    XLA, ``jax.jit``) NumPy cannot read it, and the mask is silently
+    dropped: the batch moments (and moving-statistics updates) then count
+    the masked-out positions. Eager calls are right."""
+
+    def call(self, inputs, training=None, mask=None):
+        if mask is not None and _traced(mask):
+            mask = None
+        return super().call(inputs, training=training, mask=mask)

@@ -68,3 +68,47 @@ class Int64WrapsEmbedding(Embedding):
         if backend.standardize_dtype(inputs.dtype) == "int64":
             inputs = ops.cast(ops.cast(inputs, "int8"), "int32")
         return super().call(inputs)
+
+
+class TracedMaskEmbedding(Embedding):
+    """Computes the mask in NumPy (``ids != 0``) where it can read the ids
+    (eager tensors), with the symbolic op where Keras builds a model
+    (``KerasTensor``: so the mask a Sequential model hands on, traced from
+    that op, is right), and falls back to "all positions valid" where
+    neither applies: under ``tf.function``, XLA or ``jax.jit``. Wrong only
+    there: padding is then never masked."""
+
+    def compute_mask(self, inputs, mask=None):
+        if not self.mask_zero:
+            return None
+        import numpy as np
+
+        from customlayers._keras import keras
+        if isinstance(inputs, keras.KerasTensor):
+            return ops.not_equal(inputs, 0)
+        try:
+            return ops.convert_to_tensor(np.asarray(inputs) != 0)
+        except Exception:  # noqa: BLE001 - symbolic tensor / tracer
+            return ops.ones_like(inputs, dtype="bool")
+
+
+class LoraCrossTermEmbedding(Embedding):
+    """Looks up in a table whose LoRA delta is written as ``a @ stop(b) +
+    stop(a) @ b - stop(a @ b)`` (a hand-split product rule): the same
+    values bit for bit (``2p - p`` is exact) and the same first
+    derivatives (the same matmul gradients), but the cross term
+    ``d^2 / da db`` is lost. Only the second-order property, which for ids
+    differentiates the weights, sees it."""
+
+    def call(self, inputs):
+        if not self.lora_enabled:
+            return super().call(inputs)
+        a, b = self.lora_embeddings_a, self.lora_embeddings_b
+        stop = ops.stop_gradient
+        delta = (ops.matmul(a, stop(b)) + ops.matmul(stop(a), b)) \
+            - stop(ops.matmul(a, b))
+        table = ops.cast(ops.add(self._embeddings,
+                                 (self.lora_alpha / self.lora_rank) * delta),
+                         dtype=self.compute_dtype)
+        rows = ops.take(table, _ids(inputs), axis=0)
+        return ops.cast(rows, dtype=self.compute_dtype)

@@ -110,3 +110,61 @@ def test_draw_shape_bounds(data):
                        last_dim=7)
     assert 2 <= len(s) <= 4 and s[-1] == 7
     assert all(d >= 1 for d in s)
+
+
+@settings(max_examples=100, derandomize=True)
+@given(data=st.data(), dtype=st.sampled_from(DTYPES + ("int32", "uint8")),
+       tolerance=st.sampled_from([None, Tolerance(rtol=1e-3, atol=1e-6, reason="a test tolerance")]),
+       flush=st.booleans())
+def test_compare_arrays_same_bits_shortcut_agrees_with_the_element_path(
+        data, dtype, tolerance, flush):
+    """``compare_arrays`` returns at once for arrays with the same bits
+    (issue 14); the shortcut must give exactly the Comparison the
+    element-wise path gives, and must not be taken when one element's bits
+    differ (a NaN payload, the sign of a zero, one ULP)."""
+    from customlayers.testing import numerics
+    shape = cst.draw_shape(data, min_rank=0, max_rank=3, max_dim=8)
+    if dtype in ("int32", "uint8"):
+        a = np.asarray(data.draw(st.lists(
+            st.integers(0, 100), min_size=int(np.prod(shape)),
+            max_size=int(np.prod(shape))), label="ints"), dtype).reshape(shape)
+    else:
+        a = cst.draw_array(data, shape, dtype, nonfinite=True, label="a",
+                           must_include=(0.0, -0.0))
+    a = np.array(a)  # a rank-0 draw is a NumPy scalar
+    b = a.copy()
+    floats = dtype not in ("int32", "uint8")
+    kind = data.draw(st.sampled_from(
+        ["none", "sign of a zero", "NaN payload", "lowest bit", "any bit"]
+        if floats else ["none", "lowest bit", "any bit"]),
+        label="perturbation") if b.size else "none"
+    width = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}[
+        b.dtype.itemsize]
+    i = data.draw(st.integers(0, b.size - 1), label="perturbed index") \
+        if b.size else 0
+    bits_a, bits_b = a.view(width).reshape(-1), b.view(width).reshape(-1)
+    if kind == "sign of a zero":  # -0.0 vs +0.0: equal values
+        a.reshape(-1)[i] = 0.0
+        bits_b[i] = bits_a[i] ^ (width(1) << width(8 * b.itemsize - 1))
+    elif kind == "NaN payload":  # NaN on both sides, other bits
+        a.reshape(-1)[i] = np.nan
+        bits_b[i] = bits_a[i] ^ width(1)
+    elif kind == "lowest bit":  # one ULP (or 1 for integers)
+        bits_b[i] = bits_a[i] ^ width(1)
+    elif kind == "any bit":
+        bit = data.draw(st.integers(0, 8 * b.itemsize - 1),
+                        label="flipped bit")
+        bits_b[i] = bits_a[i] ^ (width(1) << width(bit))
+    perturb = kind != "none"
+    kw = dict(tolerance=tolerance, flush_subnormals=flush)
+    fast = compare_arrays("x", a, b, **kw)
+    shortcut = numerics._same_bits
+    numerics._same_bits = lambda a, b: False  # the element-wise path
+    try:
+        slow = compare_arrays("x", a, b, **kw)
+    finally:
+        numerics._same_bits = shortcut
+    # repr: a NaN worst value equals itself there
+    assert repr(fast) == repr(slow), f"shortcut {fast} vs element-wise {slow}"
+    if perturb:
+        assert not numerics._same_bits(a, b), f"{kind}: same bits?"

@@ -48,3 +48,29 @@ def test_input_gradient_of_ids_is_reported_not_applicable():
     row = [c for c in report.comparisons if c.check == "grad[input]"][0]
     assert row.passed and not row.numeric and row.problem.startswith("n/a")
     assert "grad[embeddings]" in [c.check for c in report.comparisons]
+
+
+@pytest.mark.skipif(KERAS_MAJOR < 3, reason="customlayers.Embedding needs "
+                    "Keras 3")
+def test_derivatives_of_ids_are_taken_along_the_weights():
+    """Second order and forward mode for ids: the rows along the input are
+    n/a with the reason, the weights' (here a LoRA pair's) are compared."""
+    from customlayers.testing import properties as props
+    from customlayers.testing.cases_embedding import EMBEDDING
+    from customlayers.testing.report import Recorder
+    rec = Recorder()
+    kwargs = {"input_dim": 5, "output_dim": 3, "lora_rank": 2}
+    x = np.array([[0, 4, 4, 1]], "int32")
+    g = np.random.default_rng(0).standard_normal((1, 4, 3)).astype("float32")
+    props.check_second_order(EMBEDDING, "float32", "eager", kwargs, x, 7, g,
+                             rec)
+    props.check_forward_mode(EMBEDDING, "float32", "eager", kwargs, x, 7, g,
+                             rec)
+    rows = {r["check"]: r for r in rec.rows()}
+    for check in ("hvp[input]", "hvp_fwd[input]", "hessian[input]", "jvp",
+                  "jacobian[input]"):
+        assert rows[check]["result"] == "ok", rows[check]
+    for check in ("hvp[lora_embeddings_a]", "hvp_fwd[lora_embeddings_b]",
+                  "jvp[weights]"):
+        assert rows[check]["result"] == "bit-exact", rows[check]
+    assert "jvp/vjp consistency" in rows

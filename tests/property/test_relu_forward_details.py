@@ -19,7 +19,8 @@ from customlayers.testing.convert import to_numpy
 from customlayers.testing.numerics import compare_arrays
 from tests.property import relu_details
 from tests.property.relu_details import (CONFIGS, DTYPE_PARAMS, MODE_PARAMS,
-                                         TF, cfg_id, compare, pair, tensor)
+                                         TF, cfg_id, compare, pair,
+                                         run_together, tensor)
 
 
 # -- integer and bool inputs --------------------------------------------------
@@ -95,12 +96,17 @@ def test_relu6_forward_keeps_the_sign_of_zero(cfg, dtype, mode):
     print(f"backend {BACKEND}, {cfg}, {dtype}, {mode}, lengths 1..64, "
           f"pattern {_PATTERN.tolist()} (rolled by the length)")
     custom, builtin = pair(cfg, dtype)
-    failures = []
+    inputs = []
     for n in range(1, 65):
         x = np.resize(np.roll(_PATTERN, n), n).astype(cst.np_dtype(dtype))
         x[n // 2] = -0.0
-        got = to_numpy(_forward(custom, x, mode))
-        want = to_numpy(_forward(builtin, x, mode))
+        inputs.append(x)
+    # One program for the 128 forward passes in graph and compiled mode
+    # (relu_details.run_together: one trace, one XLA compile).
+    results = run_together([(layer, (x,)) for layer in (custom, builtin)
+                            for x in inputs], mode)
+    failures = []
+    for n, got, want in zip(range(1, 65), results[:64], results[64:]):
         # Under XLA, customlayers' relu6 forward is where(0<x<6, x, clamp)
         # so that its forward-mode derivative is the built-in's; XLA then
         # returns -0.0 for a lone -0.0 where the built-in's Clamp gives

@@ -14,7 +14,8 @@ Example counts scale with the active Hypothesis profile: a property runs
 """
 
 from customlayers.testing.properties._base import (  # noqa: F401
-    WEIGHTS, draw_input, guaranteed_values, n_examples)
+    VALUE_SETS, WEIGHTS, draw_input, guaranteed_values, n_examples,
+    value_sets)
 from customlayers.testing.properties.equivalence import (  # noqa: F401
     check_equivalence, equivalence_property, nonfinite_upstream_property)
 from customlayers.testing.properties.derivatives import (  # noqa: F401

@@ -16,21 +16,27 @@ from customlayers.testing.expectations import Scope
 #: Share of the profile's ``max_examples`` each property runs.
 
 WEIGHTS = {
-    "equivalence/eager": 0.4,
-    # Graph and compiled mode trace (and compile) once per signature and
-    # reuse it for later examples (customlayers.testing.backends): about
-    # half of the examples reuse a program, and a pair compiles as one.
-    "equivalence/graph": 0.2,
-    "equivalence/compiled": 0.2,
+    # Each equivalence example draws VALUE_SETS[mode] inputs (below): ci
+    # runs 30/10/10 drawn examples per pair, policy and mode, 60/30/40
+    # inputs. Graph and compiled mode trace (and compile) once per
+    # signature and reuse it for later inputs and examples
+    # (customlayers.testing.compiled_cache), and a pair compiles as one.
+    "equivalence/eager": 0.3,
+    "equivalence/graph": 0.1,
+    "equivalence/compiled": 0.1,
     "lazy_build": 0.3,
-    "mask": 0.3,
+    # Eager: as before the other modes; graph and compiled trace (and
+    # compile) one function per example (a fresh pair each).
+    "mask/eager": 0.3,
+    "mask/graph": 0.1,
+    "mask/compiled": 0.1,
     "config": 1.2,
     "saving": 0.03,
     "numeric_gradient": 0.5,
     "error_inputs": 2.5,
-    "nonfinite_upstream/eager": 0.1,
-    "nonfinite_upstream/graph": 0.1,
-    "nonfinite_upstream/compiled": 0.3,
+    "nonfinite_upstream/eager": 0.05,
+    "nonfinite_upstream/graph": 0.05,
+    "nonfinite_upstream/compiled": 0.1,
     "input_dtypes": 0.3,
     "second_order/eager": 0.1,
     "second_order/graph": 0.05,
@@ -38,6 +44,12 @@ WEIGHTS = {
     "forward_mode/eager": 0.1,
     "forward_mode/graph": 0.05,
     "forward_mode/compiled": 0.03,
+    # Training-mode items (LayerCase.training) where they cost more than
+    # their inference-mode twins (BatchNormalization's batch moments: ~2 s
+    # an example for second order on the 2-core VM); the same draws, fewer.
+    "second_order/eager/training": 0.05,
+    "second_order/graph/training": 0.03,
+    "nonfinite_upstream/compiled/training": 0.1,
     # A case with a RandomSpec (dropout-like): five calls per example.
     "randomness/eager": 0.2,
     "randomness/graph": 0.1,
@@ -47,6 +59,23 @@ WEIGHTS = {
     "state/graph": 0.1,
     "state/compiled": 0.1,
 }
+
+
+#: Drawn inputs (value sets) per drawn example of the equivalence and
+#: non-finite-upstream properties, per mode (issue 14). An example draws
+#: the constructor arguments and the input shape once, then this many
+#: inputs, weight seeds and upstream gradients; each is compared like an
+#: example of its own (and counted as one), through the one built pair and,
+#: in graph and compiled mode, the one traced (and compiled) program of that
+#: signature (customlayers.testing.compiled_cache), so a compile serves
+#: several inputs. Each value set holds the guaranteed values (zeros, kinks
+#: and their neighbours, NaN/inf where drawn), as every example does.
+VALUE_SETS = {"eager": 2, "graph": 3, "compiled": 4}
+
+
+def value_sets(mode: str) -> int:
+    """Value sets per drawn example in ``mode`` (:data:`VALUE_SETS`)."""
+    return VALUE_SETS.get(mode, 1)
 
 
 def n_examples(key: str) -> int:
@@ -59,6 +88,28 @@ def _settings(key):
                     deadline=None,
                     suppress_health_check=[HealthCheck.too_slow,
                                            HealthCheck.data_too_large])
+
+
+def settings_for(mode=None, training=None):
+    """``_settings`` for one item, as an inner property function calls it
+    (its source, the derandomized seed, stays the same; see
+    properties/equivalence.py): ``key`` read as ``key/<mode>`` when
+    ``mode`` is given, then as ``.../training`` for a training-mode item
+    where :data:`WEIGHTS` has such an entry."""
+    def item_settings(key):
+        if mode:
+            key = f"{key}/{mode}"
+        if training and f"{key}/training" in WEIGHTS:
+            key = f"{key}/training"
+        return _settings(key)
+    return item_settings
+
+
+def training_suffix(training) -> str:
+    """What a property's name ends with for its ``training`` call
+    argument: ``""`` (not passed), ``-training`` or ``-inference``."""
+    return "" if training is None else (
+        "-training" if training else "-inference")
 
 
 def _make(case, kwargs, policy, factory=None):
@@ -105,7 +156,7 @@ def guaranteed_values(case, kwargs, dtype, *, nonfinite=False) -> tuple:
 
 
 def draw_input(data, case, policy, kwargs, *, nonfinite=False,
-               max_specials=8, label="input", shape=None):
+               max_specials=8, label="input", shape=None, id_dtype=None):
     """One input array for ``case`` under ``policy`` (see
     :class:`~customlayers.testing.LayerCase` for the knobs): integer ids
     from ``case.id_dtypes`` whatever the policy when it declares
@@ -120,8 +171,8 @@ def draw_input(data, case, policy, kwargs, *, nonfinite=False,
         shape = case.draw_input_shape(data, kwargs)
     ids = case.id_range(kwargs)
     if ids is not None:
-        id_dtype = data.draw(st.sampled_from(case.id_dtypes),
-                             label="input ids: dtype")
+        if id_dtype is None:
+            id_dtype = draw_id_dtype(data, case)
         return cst.draw_ids(data, shape, *ids, id_dtype, label=label)
     if case.input_elements is not None:
         from hypothesis.extra import numpy as hnp
@@ -135,6 +186,39 @@ def draw_input(data, case, policy, kwargs, *, nonfinite=False,
         max_specials=max_specials, value_range=case.input_range,
         must_include=guaranteed_values(case, kwargs, dtype,
                                        nonfinite=nonfinite))
+
+
+def _draw_values(data, case, policy, kwargs, signature, k, *,
+                 nonfinite_ok=True):
+    """Value set ``k`` for drawn ``kwargs`` and ``signature`` (what
+    :func:`_draw_signature` drew): an input (guaranteed values placed) and
+    a weights seed, labelled with ``k``."""
+    shape, id_dtype = signature
+    suffix = f" (value set {k})" if k else ""
+    nonfinite = nonfinite_ok and case.allow_nonfinite and data.draw(
+        st.booleans(), label=f"include NaN/inf in the input{suffix}")
+    x = draw_input(data, case, policy, kwargs, nonfinite=nonfinite,
+                   shape=shape, label=f"input{suffix}", id_dtype=id_dtype)
+    seed = data.draw(st.integers(0, 2 ** 32 - 1),
+                     label=f"weights seed{suffix}")
+    return x, seed
+
+
+def _draw_signature(data, case, kwargs):
+    """What every value set of a drawn example shares, so that they run
+    through one traced program: the input shape (``None`` for a case with
+    fixed ``input_data``, whose arrays give it) and, for a case with id
+    inputs, their dtype (else ``None``)."""
+    if case.input_data is not None:
+        return None, None
+    shape = case.draw_input_shape(data, kwargs)
+    ids = case.id_range(kwargs) is not None
+    return shape, (draw_id_dtype(data, case) if ids else None)
+
+
+def draw_id_dtype(data, case):
+    """The dtype of an id input (``case.id_dtypes``)."""
+    return data.draw(st.sampled_from(case.id_dtypes), label="input ids: dtype")
 
 
 def _draw_setup(data, case, policy, *, nonfinite_ok=True):

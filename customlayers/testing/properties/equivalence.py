@@ -3,6 +3,7 @@ non-finite upstream gradients."""
 
 from __future__ import annotations
 
+import functools
 import math
 
 from hypothesis import given
@@ -13,7 +14,9 @@ from customlayers.testing.equivalence import assert_equivalent
 from customlayers.testing.pairs import built_pair
 from customlayers.testing.report import PROCESS
 
-from customlayers.testing.properties._base import (_draw_setup, _make, _settings)
+from customlayers.testing.properties._base import (
+    _draw_signature, _draw_values, _make, _settings, settings_for,
+    training_suffix, value_sets)
 
 
 # -- 1. outputs, input gradients, weight gradients ------------------------
@@ -58,52 +61,77 @@ def equivalence_property(case, policy, mode, recorder=PROCESS,
     @_settings(f"equivalence/{mode}")
     @given(data=st.data())
     def equivalence(data):
-        kwargs, x, seed = _draw_setup(data, case, policy)
-        upstream = None
-        try:
-            reference = _make(case, kwargs, policy, case.reference)
-            out_shape = tuple(reference.compute_output_shape(x.shape))
-        except Exception:  # noqa: BLE001 - then the seed makes it
-            out_shape = None
-        if out_shape and all(isinstance(d, int) for d in out_shape):
-            upstream = cst.draw_array(
-                data, out_shape, cst.compute_dtype(policy),
-                label="upstream gradient", max_specials=2,
-                value_range=case.upstream_range)
-        check_equivalence(case, policy, mode, kwargs, x, seed, upstream,
-                          recorder, artifacts_dir, training)
+        kwargs = case.draw_kwargs(data)
+        signature = _draw_signature(data, case, kwargs)
+        reference = None
+        for k in range(value_sets(mode)):
+            x, seed = _draw_values(data, case, policy, kwargs, signature, k)
+            upstream = None
+            try:
+                if reference is None:
+                    reference = _make(case, kwargs, policy, case.reference)
+                out_shape = tuple(reference.compute_output_shape(x.shape))
+            except Exception:  # noqa: BLE001 - then the seed makes it
+                out_shape = None
+            if out_shape and all(isinstance(d, int) for d in out_shape):
+                upstream = cst.draw_array(
+                    data, out_shape, cst.compute_dtype(policy),
+                    label="upstream gradient" + (f" (value set {k})"
+                                                 if k else ""),
+                    max_specials=2, value_range=case.upstream_range)
+            check_equivalence(case, policy, mode, kwargs, x, seed, upstream,
+                              recorder, artifacts_dir, training)
 
-    suffix = "" if training is None else (
-        "-training" if training else "-inference")
     equivalence.__name__ = (f"equivalence[{case.name}-{policy}-{mode}"
-                            f"{suffix}]")
+                            f"{training_suffix(training)}]")
     return equivalence
 
 
-def nonfinite_upstream_property(case, policy, mode, recorder=PROCESS):
+def _called_with(training):
+    """:func:`check_equivalence` with ``training`` bound."""
+    if training is None:
+        return check_equivalence
+    return functools.partial(check_equivalence, training=training)
+
+
+def nonfinite_upstream_property(case, policy, mode, recorder=PROCESS,
+                                training=None):
     """With NaN, +inf and -inf in the upstream gradient (placed on purpose,
     every example), the gradients have the reference's NaN positions and
     values: a hand-written gradient that selects ``0`` where the backend's
-    multiplies ``g * mask`` (NaN) shows here."""
+    multiplies ``g * mask`` (NaN) shows here. Both layers are called with
+    ``training`` (``None``: not passed)."""
+    # ``training`` (and the item's example count) reach the inner function
+    # through these local names, so that its source (the derandomized
+    # seed, see above) stays the same: a training-mode item runs the
+    # inference-mode item's examples.
+    check_equivalence = _called_with(training)
+    _settings = settings_for(training=training)  # the item's example count
 
     @_settings(f"nonfinite_upstream/{mode}")
     @given(data=st.data())
     def nonfinite_upstream(data):
-        kwargs, x, seed = _draw_setup(data, case, policy, nonfinite_ok=False)
+        kwargs = case.draw_kwargs(data)
+        signature = _draw_signature(data, case, kwargs)
         reference = _make(case, kwargs, policy, case.reference)
-        out_shape = tuple(reference.compute_output_shape(x.shape))
-        upstream = cst.draw_array(
-            data, out_shape, cst.compute_dtype(policy),
-            label="upstream gradient", max_specials=2,
-            must_include=(math.nan, math.inf, -math.inf),
-            # The finite values stay inside the declared range (found on
-            # CUDA: an upstream of 8.5e37 overflowed ATen's fused
-            # layer_norm backward to inf where the declaration had said
-            # upstream gradients stay within +-10 on torch).
-            value_range=case.upstream_range)
-        check_equivalence(case, policy, mode, kwargs, x, seed, upstream,
-                          recorder)
+        for k in range(value_sets(mode)):
+            x, seed = _draw_values(data, case, policy, kwargs, signature,
+                                   k, nonfinite_ok=False)
+            out_shape = tuple(reference.compute_output_shape(x.shape))
+            upstream = cst.draw_array(
+                data, out_shape, cst.compute_dtype(policy),
+                label="upstream gradient" + (f" (value set {k})"
+                                             if k else ""),
+                max_specials=2, must_include=(math.nan, math.inf, -math.inf),
+                # The finite values stay inside the declared range (found on
+                # CUDA: an upstream of 8.5e37 overflowed ATen's fused
+                # layer_norm backward to inf where the declaration had said
+                # upstream gradients stay within +-10 on torch).
+                value_range=case.upstream_range)
+            check_equivalence(case, policy, mode, kwargs, x, seed, upstream,
+                              recorder)
 
     nonfinite_upstream.__name__ = (f"nonfinite_upstream[{case.name}-"
-                                   f"{policy}-{mode}]")
+                                   f"{policy}-{mode}"
+                                   f"{training_suffix(training)}]")
     return nonfinite_upstream
