@@ -62,7 +62,8 @@ class ForwardBackward:
 def is_ids(x) -> bool:
     """Whether ``x`` is an integer or boolean array: ids (or flags), with
     no derivative, so the harness differentiates the weights only and
-    reports ``grad[input]`` as n/a."""
+    reports ``grad[input]`` as n/a. ``x`` is a concrete array (it is
+    converted with NumPy): decide before tracing, never on a tracer."""
     return np.asarray(x).dtype.kind in "iub"
 
 
@@ -234,6 +235,9 @@ def _jax_forward_backward(layer, x, upstream, mode, kw=None):
 
     weights = list(layer.trainable_variables)
     non_trainable = [(v, v.value) for v in layer.non_trainable_variables]
+    # Decided here, on the concrete input: inside ``fn`` under ``jax.jit``
+    # ``x`` is a tracer, which NumPy cannot convert.
+    ids = is_ids(x)
 
     def fn(x, g, values):
         def f(x, values):
@@ -246,7 +250,7 @@ def _jax_forward_backward(layer, x, upstream, mode, kw=None):
 
         if g is None:
             return f(x, values), None, []
-        if is_ids(x):  # ids: no input cotangent (JAX's would be float0)
+        if ids:  # no input cotangent (JAX's would be float0)
             y, vjp = jax.vjp(lambda values: f(x, values), values)
             (gw,) = vjp(g)
             return y, None, list(gw)
