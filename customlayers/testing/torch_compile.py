@@ -6,8 +6,8 @@ Everything the harness runs in torch's compiled mode goes through
 
 - ``fullgraph=True``: the whole function is one graph; a graph break (a
   call Dynamo cannot trace, e.g. a ``torch.compiler.disable``'d function)
-  raises ``torch._dynamo.exc.Unsupported`` instead of running part of the
-  call eagerly;
+  raises :class:`GraphBreak` (an ``AssertionError``, naming the layers:
+  a failed check) instead of running part of the call eagerly;
 - ``dynamic=False``: shapes are static, as under XLA and ``jax.jit``;
 - its own code object: Dynamo keeps compiled code per *code object* (at
   most ``torch._dynamo.config.recompile_limit``, 8, entries per code
@@ -97,14 +97,50 @@ def _no_recompile_limit_fallback():
         yield
 
 
+def single_threaded_kernels():
+    """A context in which inductor generates single-threaded C++ kernels
+    (``cpp.threads = 1``), entered wherever it compiles: the first call of
+    a :class:`Compiled` and the first backward (compiled lazily, see
+    :func:`timed_backward`). Inductor lowers an accumulating scatter
+    (``index_put(accumulate=True)``: the backward of Embedding's gather)
+    to atomic adds in an OpenMP loop, whose summation order, with more
+    than one thread, changes from call to call (measured: 23 distinct
+    float32 gradients in 30 calls of one compiled embedding backward with
+    96 repeated ids, 2 threads); with one thread it is the loop's order,
+    the same for the custom layer and the built-in, every call. Eager
+    code is not affected."""
+    import torch._inductor.config as inductor
+    return inductor.patch({"cpp.threads": 1})
+
+
+class GraphBreak(AssertionError):
+    """``torch.compile(fullgraph=True)`` could not compile a function as
+    one graph (Dynamo's ``Unsupported``): in torch's compiled mode that is
+    a failed check, not a reason to run part of it eagerly. ``reason``:
+    the first line of Dynamo's message and the innermost user frame."""
+
+    def __init__(self, what, exc):
+        text = str(exc)
+        head = text.splitlines()[0].strip() if text else type(exc).__name__
+        frames = [line.strip() for line in text.splitlines()
+                  if line.strip().startswith("File ")]
+        self.reason = head + (f" (at {frames[-1]})" if frames else "")
+        super().__init__(
+            f"torch.compile(fullgraph=True) cannot compile {what} as one "
+            f"graph: {self.reason}. torch's compiled mode runs nothing "
+            "eagerly; a custom layer must compile where its reference "
+            "does")
+
+
 class Compiled:
     """A function compiled by ``torch.compile`` (see the module docstring):
     call it like the function."""
 
     def __init__(self, fn, name: str = "customlayers_compiled",
-                 warm_up: bool = True):
+                 warm_up: bool = True, what: str = None):
         import torch
         self.name = f"{name}_{next(_SERIAL)}"
+        self.what = what or self.name
         self.function = _fresh_code(fn, self.name)
         self._eager = fn
         self._compiled = torch.compile(self.function, fullgraph=True,
@@ -126,8 +162,12 @@ class Compiled:
                 with torch.no_grad():
                     self._eager(*args)
             start = time.perf_counter()
-            with _no_recompile_limit_fallback():
-                out = self._compiled(*args)
+            try:
+                with _no_recompile_limit_fallback(), \
+                        single_threaded_kernels():
+                    out = self._compiled(*args)
+            except torch._dynamo.exc.Unsupported as exc:
+                raise GraphBreak(self.what, exc) from exc
             COMPILE_STATS["compile_seconds"] += time.perf_counter() - start
             COMPILE_STATS["compiled"] += 1
             if self.cache_entries() != 1:
@@ -146,10 +186,11 @@ class Compiled:
 
 
 def compile_once(fn, name: str = "customlayers_compiled",
-                 warm_up: bool = True) -> Compiled:
+                 warm_up: bool = True, what: str = None) -> Compiled:
     """``fn`` compiled by ``torch.compile(fullgraph=True, dynamic=False)``
-    on its own code object (see the module docstring)."""
-    return Compiled(fn, name, warm_up)
+    on its own code object (see the module docstring); a graph break
+    raises :class:`GraphBreak` naming ``what``."""
+    return Compiled(fn, name, warm_up, what)
 
 
 def run_compiled(fn, *args, name: str = "customlayers_compiled"):
@@ -163,7 +204,9 @@ def timed_backward(first: bool):
     @contextlib.contextmanager
     def timer():
         start = time.perf_counter()
-        yield
+        with single_threaded_kernels() if first else \
+                contextlib.nullcontext():
+            yield
         if first:
             COMPILE_STATS["backward_seconds"] += time.perf_counter() - start
     return timer()
@@ -195,7 +238,9 @@ def traced(templates, x, upstream, kw):
         return [stateless_call(t, xt, w, f, kw)
                 for t, xt, (w, f) in zip(templates, xs, values)]
 
-    compiled = compile_once(forward, "customlayers_forward")
+    names = " and ".join(f"{type(t).__module__}.{type(t).__name__}"
+                         for t in templates)
+    compiled = compile_once(forward, "customlayers_forward", what=names)
 
     def call(x, upstream, values):
         xs = []
@@ -243,15 +288,10 @@ def graph_break(fn, *args):
     (``torch.compile(fullgraph=True)``), else Dynamo's reason: the first
     line of its ``Unsupported`` message and the innermost frame of the
     user code it names. How a skip demonstrates its reason when it runs."""
-    import torch._dynamo
     try:
         compile_once(fn, "customlayers_probe", warm_up=False)(*args)
-    except torch._dynamo.exc.Unsupported as exc:
-        text = str(exc)
-        head = text.splitlines()[0].strip()
-        frames = [line.strip() for line in text.splitlines()
-                  if line.strip().startswith("File ")]
-        return head + (f" (at {frames[-1]})" if frames else "")
+    except GraphBreak as exc:
+        return exc.reason
     return None
 
 
