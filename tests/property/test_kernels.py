@@ -79,9 +79,11 @@ def _kernel(x, g):
         if torch.compiler.is_compiling():  # torch.compile traces torch.func
             y, vjp = torch.func.vjp(kernel, x)
             return y, vjp(g)[0]
-        x = x.detach().requires_grad_(True)
-        y = kernel(x)
-        return y, torch.autograd.grad(y, x, grad_outputs=g)[0]
+        with torch.enable_grad():  # also in a compiled function's
+            # eager warm-up, which runs under no_grad
+            x = x.detach().requires_grad_(True)
+            y = kernel(x)
+            return y, torch.autograd.grad(y, x, grad_outputs=g)[0]
     import tensorflow as tf
     with tf.GradientTape() as tape:
         tape.watch(x)
