@@ -258,7 +258,9 @@ class BatchNormalization(keras.layers.Layer):
         """The batch mean and (biased) variance over every axis but
         ``axis``, each of shape ``(channels,)``, in the built-in's order of
         operations."""
-        axes = self._reduction_axes
+        # A plain list, not Keras's TrackedList (see LayerNormalization:
+        # torch.compile cannot pass a list subclass to torch.mean).
+        axes = list(self._reduction_axes)
         if mask is not None:
             return self._masked_moments(x, mask, axes)
         if _keras.BACKEND == "tensorflow" and self.synchronized:

@@ -226,7 +226,11 @@ class LayerNormalization(keras.layers.Layer):
         shape = tuple(x.shape)
         self._check_input_shape(shape)
         ndims = len(shape)
-        axis = self.axis
+        # A plain list: Keras tracks a list attribute as a TrackedList, and
+        # torch.compile cannot pass a list subclass to torch.mean (Dynamo:
+        # "Failed to convert args/kwargs to proxy"; the graph breaks where
+        # the built-in's does not: found by torch's compiled mode).
+        axis = list(self.axis)
         broadcast_shape = [1] * ndims
         for dim in axis:
             broadcast_shape[dim] = shape[dim]

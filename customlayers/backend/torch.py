@@ -121,18 +121,30 @@ class _Kernel(_torch.autograd.Function):
         return _Backward.apply(ctx.backward, ctx.zeros_for_x, x, x_t)
 
 
-def with_gradient(forward, backward, zeros_for_x=True):
-    """``forward(x)`` whose gradient is ``backward(x, upstream)`` (linear in
-    the upstream gradient), differentiable again (``_Backward``): with
-    respect to ``x`` it gives zeros (ATen's explicit double backward of
-    hardtanh and leaky_relu), or, with ``zeros_for_x=False``, no gradient
-    at all (``None``), as ATen's clamp, whose gradient is a plain
-    ``where(mask(x), g, 0)``."""
+def with_gradient(forward, backward, zeros_for_x=True, params=()):
+    """``forward(x, *params)`` whose gradient is ``backward(x, upstream,
+    *params)`` (linear in the upstream gradient), differentiable again
+    (``_Backward``): with respect to ``x`` it gives zeros (ATen's explicit
+    double backward of hardtanh and leaky_relu), or, with
+    ``zeros_for_x=False``, no gradient at all (``None``), as ATen's clamp,
+    whose gradient is a plain ``where(mask(x), g, 0)``.
+
+    Not under ``torch.compile``: Dynamo cannot trace an ``autograd.Function``
+    with a custom ``jvp`` ("Unsupported custom jvp"; customlayers.ReLU's
+    leaky and clip paths broke the graph where the built-in's compile,
+    found by torch's compiled mode), and without one, a ``torch.func``
+    forward-mode transform of it through a Keras layer inside a compiled
+    function raised "You must implement the jvp function". So those
+    kernels have a compiled form of their own (see ``leaky_relu_kernel``
+    and ``clip_kernel``), from ops whose own autograd gives the same
+    gradient."""
 
     def kernel(x):
         if not isinstance(x, _torch.Tensor):
             x = ops.convert_to_tensor(x)
-        return _Kernel.apply(forward, backward, zeros_for_x, x)
+        return _Kernel.apply(lambda x: forward(x, *params),
+                             lambda x, g: backward(x, g, *params),
+                             zeros_for_x, x)
 
     return kernel
 
@@ -218,6 +230,14 @@ def _times_slope(t, slope):
     return ops.multiply(t, ops.cast(slope, dtype))
 
 
+def _leaky_forward(x, slope):
+    return ops.where(positive(x), x, _times_slope(x, slope))
+
+
+def _leaky_backward(x, g, slope):
+    return ops.where(positive(x), g, _times_slope(g, slope))
+
+
 def leaky_relu_kernel(x, negative_slope):
     """``x if x > 0 else x * slope``, gradient ``g if x > 0 else g * slope``,
     products in ATen's opmath (float32 for 16-bit). Integer and bool inputs
@@ -229,11 +249,19 @@ def leaky_relu_kernel(x, negative_slope):
         raise NotImplementedError(
             f"leaky_relu is not implemented for {x.dtype} inputs, as in "
             "torch.nn.functional.leaky_relu")
-    return with_gradient(
-        lambda x: ops.where(positive(x), x, _times_slope(x, negative_slope)),
-        lambda x, g: ops.where(positive(x), g,
-                               _times_slope(g, negative_slope)),
-    )(x)
+    if _torch.compiler.is_compiling():
+        # One product with a per-element factor, 1 where x > 0 else the
+        # slope: the same values (x * 1 is x, -0.0 and NaN included), and
+        # autograd's gradient g * factor is g or g * slope with g's sign
+        # of zero (two selects summed would turn -0.0 into +0.0); the
+        # factor has no derivative, so the second derivative is zeros.
+        wide = _torch.float32 if x.dtype in (_torch.float16,
+                                             _torch.bfloat16) else x.dtype
+        factor = ops.where(positive(x), _torch.ones((), dtype=wide),
+                           ops.cast(negative_slope, wide))
+        return _times_slope(x, factor)
+    return with_gradient(_leaky_forward, _leaky_backward,
+                         params=(negative_slope,))(x)
 
 
 def clip_forward_elementary(x, lo, hi):
@@ -252,6 +280,11 @@ def _aten_clip(x, lo, hi):
     return _torch.clip(x, min=lo, max=hi)
 
 
+def _clip_backward(x, g, lo, hi):
+    inside = ops.logical_and(ops.greater_equal(x, lo), ops.less_equal(x, hi))
+    return ops.where(inside, g, zeros(g))
+
+
 def clip_kernel(x, min_value, max_value):
     """torch.clamp: NaN propagates, gradient ``g`` on ``[lo, hi]``, whose
     second derivative in ``x`` is ``None``, as clamp's. The bounds are cast
@@ -262,11 +295,8 @@ def clip_kernel(x, min_value, max_value):
         x = x.to(_torch.int32)
     lo = ops.cast(min_value, x.dtype)
     hi = ops.cast(max_value, x.dtype)
-
-    def backward(x, g):
-        inside = ops.logical_and(ops.greater_equal(x, lo),
-                                 ops.less_equal(x, hi))
-        return ops.where(inside, g, zeros(g))
-
-    return with_gradient(lambda x: _aten_clip(x, lo, hi), backward,
-                         zeros_for_x=False)(x)
+    if _torch.compiler.is_compiling():
+        # clamp's own gradient is the same select (see with_gradient).
+        return _aten_clip(x, lo, hi)
+    return with_gradient(_aten_clip, _clip_backward, zeros_for_x=False,
+                         params=(lo, hi))(x)

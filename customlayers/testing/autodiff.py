@@ -18,7 +18,7 @@ For a layer ``f(x, W)``, an upstream gradient ``g`` and directions ``v``
   around a ``GradientTape``, ``jax.jvp`` of ``jax.vjp``), so a layer whose
   hand-written gradient has no forward-mode rule, or the wrong one, shows
   where reverse over reverse agrees; on torch ``torch.func.jvp`` of
-  ``torch.func.vjp``.
+  ``torch.func.grad``.
 
 Integer or boolean inputs (ids:
 :func:`~customlayers.testing.backends.is_ids`) have no derivative: both differentiate the weights only, and the
@@ -28,7 +28,8 @@ input's entry is ``None`` (its direction ``vs[0]`` is not used).
 
 Modes as in :mod:`customlayers.testing.backends`: TensorFlow eager, graph
 (``tf.function``) and compiled (XLA); JAX eager and compiled (``jax.jit``);
-torch eager.
+torch eager and compiled (``torch.compile`` of ``torch.func`` transforms;
+:mod:`customlayers.testing.torch_derivatives`, where torch's paths live).
 """
 
 from __future__ import annotations
@@ -52,7 +53,9 @@ def second_order(layer, x, g, vs, mode="eager", training=None):
         first, second = _jax_second_order(layer, x, g, vs, mode, training,
                                           ids)
     elif BACKEND == "torch":
-        first, second = _torch_second_order(layer, x, g, vs, training, ids)
+        from customlayers.testing import torch_derivatives
+        first, second = torch_derivatives.second_order(layer, x, g, vs, mode,
+                                                       training, ids)
     else:
         first, second = _tf_second_order(layer, x, g, vs, mode, training,
                                          ids)
@@ -69,7 +72,9 @@ def hvp_forward_over_reverse(layer, x, g, vs, mode="eager", training=None):
     if BACKEND == "jax":
         out = _jax_fwd_over_rev(layer, x, g, vs, mode, training, ids)
     elif BACKEND == "torch":
-        out = _torch_fwd_over_rev(layer, x, g, vs, training, ids)
+        from customlayers.testing import torch_derivatives
+        out = torch_derivatives.fwd_over_rev(layer, x, g, vs, mode, training,
+                                             ids)
     else:
         out = _tf_fwd_over_rev(layer, x, g, vs, mode, training, ids)
     return _input_first(out, ids)
@@ -203,53 +208,3 @@ def _jax_fwd_over_rev(layer, x, g, vs, mode, training, ids):
         fn = jax.jit(fn)
     return fn(jnp.asarray(x), jnp.asarray(g), values,
               [jnp.asarray(v) for v in _own(vs, ids)])
-
-
-# -- torch -----------------------------------------------------------------------
-
-def _torch_second_order(layer, x, g, vs, training, ids):
-    import torch
-
-    from customlayers.testing.backends import _torch_tensor
-    xt = _torch_tensor(x).detach()
-    if not ids:  # torch refuses requires_grad on an integer tensor
-        xt = xt.requires_grad_(True)
-    params = [w.value for w in layer.trainable_variables]
-    sources = params if ids else [xt] + params
-    y = caller(layer, training)(xt)
-    gt = _torch_tensor(g).to(y.dtype)
-    first = torch.autograd.grad(y, sources, grad_outputs=gt,
-                                create_graph=True, allow_unused=True)
-    terms = [torch.sum(f * _torch_tensor(v).to(f.dtype))
-             for f, v in zip(first, _own(vs, ids)) if f is not None]
-    h = sum(terms) if terms else None
-    if h is None or not h.requires_grad:
-        second = [None] * len(first)
-    else:
-        second = torch.autograd.grad(h, sources, allow_unused=True)
-    return first, second
-
-
-def _torch_fwd_over_rev(layer, x, g, vs, training, ids):
-    import torch
-
-    from customlayers.testing.backends import _torch_tensor
-    call, values = functional(layer, training)
-    xt, gt = _torch_tensor(x), _torch_tensor(g)
-    values = [v.detach() for v in values]
-
-    def h(x, values):
-        y = call(x, values)
-        return torch.sum(y * gt.to(y.dtype))
-
-    weight_tangents = [_torch_tensor(v).to(w.dtype)
-                       for v, w in zip(vs[1:], values)]
-    if ids:  # the weights only: x is a constant
-        grads = torch.func.grad(lambda values: h(xt, values))
-        _, tw = torch.func.jvp(grads, (values,), (weight_tangents,))
-        return list(tw)
-    grads = torch.func.grad(h, argnums=(0, 1))
-    tangents = (_torch_tensor(vs[0]).to(xt.dtype), weight_tangents)
-    # Forward over reverse: torch.func.jvp of torch.func.grad.
-    _, (tx, tw) = torch.func.jvp(grads, (xt, values), tangents)
-    return [tx] + list(tw)

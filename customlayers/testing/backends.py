@@ -11,27 +11,33 @@ with respect to every trainable weight, as NumPy arrays:
   ``layer.stateless_call`` does) under ``jax.vjp``; modes ``eager`` (no
   ``jit``) and ``compiled`` (``jax.jit``). ``graph`` is TensorFlow's
   ``tf.function`` and does not exist here.
-- PyTorch: ``torch.autograd.grad``; mode ``eager`` only.
+- PyTorch: ``torch.autograd.grad``; modes ``eager`` and ``compiled``
+  (``torch.compile``, inductor: the layer call compiled with
+  ``fullgraph=True``, its backward compiled by AOTAutograd, never silently
+  eager; :mod:`customlayers.testing.torch_compile`). ``graph`` does not
+  exist here.
 
 Unsupported modes come with a reason (:func:`supported_modes`), which the
 test suite prints as its skip reason.
 
 Compiled once per signature: in ``graph`` and ``compiled`` mode (Keras 3,
-TensorFlow or JAX) the traced function is cached and reused by every later
+TensorFlow, JAX or torch) the traced function is cached and reused by every later
 layer with the same :func:`signature` (class, config, dtype policy, mode,
 input and upstream shape and dtype, variables' shapes and dtypes). It calls
 the first such layer (the *template*) statelessly, with the later layer's
 variable values passed in as arguments (what ``layer.stateless_call``
 does, through ``__call__`` for its casting), so a new example with new
-weights re-runs a traced (and, under XLA or ``jax.jit``, compiled) program
+weights re-runs a traced (and, under XLA, ``jax.jit`` or ``torch.compile``,
+compiled) program
 instead of tracing and compiling it again. A pair is traced together
 (:func:`forward_backward_pair`): one compilation for both layers. Nothing
 is padded and shapes stay static, so every example computes exactly what
 the per-example path computes, bit for bit (tests/property/
 test_signature_cache.py); Hypothesis repeats (kwargs, shape) often enough
 (it mutates earlier examples) that about half the examples reuse a
-program. Eager mode, Keras 2 and the torch backend keep the per-example
-path.
+program. Eager mode and Keras 2 keep the per-example path (torch's
+compiled per-example path, for a layer without a signature, compiles a
+one-off function the same way).
 """
 
 from __future__ import annotations
@@ -73,11 +79,8 @@ _UNSUPPORTED = {
                  "eager and jit",
     },
     "torch": {
-        "graph": "graph mode is TensorFlow's tf.function; PyTorch runs "
-                 "eagerly",
-        "compiled": "torch.compile is not wired into the harness yet "
-                    "(it would recompile for every drawn shape and dtype; "
-                    "not evaluated); PyTorch is checked in eager mode",
+        "graph": "graph mode is TensorFlow's tf.function; PyTorch has "
+                 "only eager and compiled (torch.compile)",
     },
 }
 
@@ -292,6 +295,13 @@ def _torch_tensor(a):
 def _torch_forward_backward(layer, x, upstream, mode, kw=None):
     kw = kw or {}
     import torch
+    if mode == "compiled":  # a layer without a signature: compiled once
+        from customlayers.testing.torch_compile import traced
+        values = [([v.value for v in layer.trainable_variables],
+                   [v.value for v in layer.non_trainable_variables])]
+        ((y, gx, gws),) = traced([layer], x, upstream, kw)(x, upstream,
+                                                           values)
+        return _result(y, gx, gws, list(layer.trainable_variables), [])
 
     weights = list(layer.trainable_variables)
     ids = is_ids(x)

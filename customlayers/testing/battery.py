@@ -65,7 +65,7 @@ class Item:
     def skip_reason(self) -> Optional[str]:
         declared = self.case.skip_properties.get(self.kind)
         if declared is not None:
-            reason = declared() if callable(declared) else declared
+            reason = _declared_reason(declared, self)
             if reason:
                 return f"{self.case.name} declares: {reason}"
         return self.skip() if self.skip else None
@@ -115,6 +115,23 @@ class Item:
         raise ValueError(f"unknown property kind {self.kind!r}")
 
 
+def _torch_compiled(mode) -> bool:
+    from customlayers._keras import BACKEND
+    return BACKEND == "torch" and mode == "compiled"
+
+
+def _declared_reason(declared, item) -> Optional[str]:
+    """A ``skip_properties`` entry for ``item``: a string, ``f()``, or a
+    function of any of ``policy``, ``mode`` and ``training`` (the item's,
+    passed by name: a skip of one mode or training value)."""
+    if not callable(declared):
+        return declared
+    import inspect
+    wanted = inspect.signature(declared).parameters
+    return declared(**{k: getattr(item, k) for k in
+                       ("policy", "mode", "training") if k in wanted})
+
+
 def _subset(wanted, available):
     chosen = [p for p in wanted if p in available]
     return chosen or list(available[:1])
@@ -147,8 +164,11 @@ def items(case, policies=None, modes=None) -> list:
         out.append(Item("lazy_build", case, policy))
         for mode in modes if case.random is not None else ():
             reason = support.get(mode, f"unknown mode {mode!r}")
-            out.append(Item("randomness", case, policy, mode,
-                            skip=(lambda r=reason: r) if reason else None))
+            skip = (lambda r=reason: r) if reason else None
+            if not reason and _torch_compiled(mode):
+                from customlayers.testing.torch_compile import \
+                    randomness_reason as skip
+            out.append(Item("randomness", case, policy, mode, skip=skip))
     for policy in _subset(CONFIG_POLICIES, policies):
         out.append(Item("config", case, policy))
     for fmt in (f for f in SAVE_FORMATS if f in case.save_formats):

@@ -41,7 +41,7 @@ def clear_cache() -> None:
 
 
 def _cacheable(mode: str) -> bool:
-    if mode == "eager" or BACKEND not in ("tensorflow", "jax"):
+    if mode == "eager" or BACKEND not in ("tensorflow", "jax", "torch"):
         return False
     from customlayers._keras import KERAS_MAJOR
     return KERAS_MAJOR >= 3
@@ -145,7 +145,8 @@ def _forward_backward_cached(layers, x, upstream, mode, training=None):
         CACHE_STATS["uncached"] += 1
         return None
     key = tuple(keys)
-    make = _tf_traced if BACKEND == "tensorflow" else _jax_traced
+    make = {"tensorflow": _tf_traced, "jax": _jax_traced,
+            "torch": _torch_traced}[BACKEND]
     try:
         fn = _cached(key, lambda: make(layers, x, upstream, mode,
                                        call_kwargs(training)))
@@ -230,6 +231,15 @@ def _tf_traced(templates, x, upstream, mode, kw):
                  list(grads[1:])) for y, grads in traced(*args)]
 
     return call
+
+
+def _torch_traced(templates, x, upstream, mode, kw):
+    """The torch counterpart of :func:`_tf_traced` (``mode ==
+    "compiled"``, the only traced mode torch has): one
+    ``torch.compile``d forward of the templates, its backward compiled by
+    AOTAutograd (:func:`customlayers.testing.torch_compile.traced`)."""
+    from customlayers.testing.torch_compile import traced
+    return traced(templates, x, upstream, kw)
 
 
 def _jax_traced(templates, x, upstream, mode, kw):

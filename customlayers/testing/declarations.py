@@ -99,7 +99,9 @@ class LayerCase:
         save_formats: Formats for the save/load round trip.
         skip_properties: Property kinds not run for this pair, each with its
             reason (a string, or ``f() -> reason or None`` to decide at run
-            time, e.g. per backend); reports print the reason.
+            time, e.g. per backend; ``f(mode, training)`` -- any of
+            ``policy``, ``mode``, ``training``, by name -- to skip some
+            items of the kind only); reports print the reason.
         policies: Dtype policies the battery sweeps for this pair.
         modes: Execution modes the battery runs.
         example_kwargs: Plain constructor arguments for one reference layer

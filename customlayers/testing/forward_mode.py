@@ -10,7 +10,9 @@ consistency ``<g, J v> == <J^T g, v>``:
 
 ``training`` is passed to the layer as
 :func:`customlayers.testing.calls.caller` says (statelessly). Modes as in
-:mod:`customlayers.testing.backends`.
+:mod:`customlayers.testing.backends`; torch's paths (eager, and compiled:
+one ``torch.compile`` of ``torch.func.jvp`` with ``torch.func.vjp``) are in
+:mod:`customlayers.testing.torch_derivatives`.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ def jvp(layer, x, v, g, mode="eager", training=None):
     if BACKEND == "jax":
         return _jax_jvp(layer, x, v, g, mode, training)
     if BACKEND == "torch":
-        return _torch_jvp(layer, x, v, g, training)
+        from customlayers.testing import torch_derivatives
+        return torch_derivatives.jvp(layer, x, v, g, mode, training)
     return _tf_jvp(layer, x, v, g, mode, training)
 
 
@@ -39,7 +42,9 @@ def jvp_weights(layer, x, vs, g, mode="eager", training=None):
     if BACKEND == "jax":
         y, jv, vjps = _jax_jvp_weights(layer, x, vs, g, mode, training)
     elif BACKEND == "torch":
-        y, jv, vjps = _torch_jvp_weights(layer, x, vs, g, training)
+        from customlayers.testing import torch_derivatives
+        y, jv, vjps = torch_derivatives.jvp_weights(layer, x, vs, g, mode,
+                                                    training)
     else:
         y, jv, vjps = _tf_jvp_weights(layer, x, vs, g, mode, training)
     return np_or_none(y), np_or_none(jv), [np_or_none(t) for t in vjps]
@@ -119,37 +124,3 @@ def _jax_jvp_weights(layer, x, vs, g, mode, training):
         fn = jax.jit(fn)
     return fn(jnp.asarray(x), [jnp.asarray(v) for v in vs], jnp.asarray(g),
               values)
-
-
-# -- torch -----------------------------------------------------------------------
-
-def _torch_jvp(layer, x, v, g, training):
-    import torch
-
-    from customlayers.testing.backends import _torch_tensor
-    call = caller(layer, training)
-    xt = _torch_tensor(x)
-    # J v in forward mode (torch.func.jvp: dual tensors through each op's
-    # forward derivative, a custom autograd.Function's ``jvp`` included).
-    y, jv = torch.func.jvp(lambda t: call(t), (xt,),
-                           (_torch_tensor(v).to(xt.dtype),))
-    xr = xt.detach().requires_grad_(True)
-    yr = call(xr)
-    (vjp,) = torch.autograd.grad(yr, xr, grad_outputs=_torch_tensor(g).to(
-        yr.dtype))
-    return np_or_none(y), np_or_none(jv), np_or_none(vjp)
-
-
-def _torch_jvp_weights(layer, x, vs, g, training):
-    import torch
-
-    from customlayers.testing.backends import _torch_tensor
-    call, values = functional(layer, training)
-    xt = _torch_tensor(x)
-    values = tuple(v.detach() for v in values)
-    f = lambda *values: call(xt, list(values))  # noqa: E731
-    tangents = tuple(_torch_tensor(v).to(w.dtype) for v, w in zip(vs, values))
-    y, jv = torch.func.jvp(f, values, tangents)
-    _, pull = torch.func.vjp(f, *values)
-    vjps = pull(_torch_tensor(g).to(y.dtype))
-    return y, jv, list(vjps)

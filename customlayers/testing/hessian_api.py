@@ -12,13 +12,14 @@ second-order and forward-mode properties:
 - :func:`jacobian`: the full input Jacobian through each backend's
   vectorisation (TensorFlow ``tape.jacobian`` with ``pfor``, ``jax.jacrev``
   = ``vmap`` of the VJP, torch ``autograd.functional.jacobian(...,
-  vectorize=True)`` = ``vmap``), so a gradient that breaks under
-  vectorisation shows.
+  vectorize=True)`` = ``vmap``; ``torch.func.jacrev`` in torch's compiled
+  mode), so a gradient that breaks under vectorisation shows.
 
 Both are along the input: not for integer ids (the properties report them
 as n/a there). ``training`` is passed to the layer as
 :func:`customlayers.testing.calls.caller` says (statelessly). Modes as in
-:mod:`customlayers.testing.backends`.
+:mod:`customlayers.testing.backends`; torch's paths are in
+:mod:`customlayers.testing.torch_derivatives`.
 """
 
 from __future__ import annotations
@@ -44,13 +45,10 @@ def jacobian(layer, x, mode="eager", training=None):
         if mode == "compiled":
             fn = jax.jit(fn)
         return np_or_none(fn(jnp.asarray(x)))
-    call = caller(layer, training)
     if BACKEND == "torch":
-        import torch
-
-        from customlayers.testing.backends import _torch_tensor
-        return np_or_none(torch.autograd.functional.jacobian(
-            lambda t: call(t), _torch_tensor(x), vectorize=True))
+        from customlayers.testing import torch_derivatives
+        return torch_derivatives.jacobian(layer, x, mode, training)
+    call = caller(layer, training)
     import tensorflow as tf
 
     def fn(x):
@@ -85,18 +83,11 @@ def hessian(layer, x, g, mode="eager", k=HESSIAN_MAX, training=None):
         if mode == "compiled":
             fn = jax.jit(fn)
         return np_or_none(fn(jnp.asarray(head)))
-    call = caller(layer, training)
     if BACKEND == "torch":
-        import torch
-
-        from customlayers.testing.backends import _torch_tensor
-        gt, restt = _torch_tensor(g), _torch_tensor(rest)
-
-        def h(xs):
-            y = call(torch.cat([xs, restt]).reshape(x.shape))
-            return torch.sum(y * gt.to(y.dtype))
-
-        return np_or_none(torch.func.hessian(h)(_torch_tensor(head)))
+        from customlayers.testing import torch_derivatives
+        return torch_derivatives.hessian(layer, x.shape, head, rest, g, mode,
+                                         training)
+    call = caller(layer, training)
     import tensorflow as tf
 
     def h(xs, g, rest):

@@ -3,6 +3,7 @@ caught by the generic properties (``test_embedding_bugs.py``)."""
 
 from customlayers import Embedding
 from customlayers._keras import ops
+from tests.meta_tests.broken_torch_compile import compiling
 
 
 def _ids(inputs):
@@ -75,8 +76,8 @@ class TracedMaskEmbedding(Embedding):
     (eager tensors), with the symbolic op where Keras builds a model
     (``KerasTensor``: so the mask a Sequential model hands on, traced from
     that op, is right), and falls back to "all positions valid" where
-    neither applies: under ``tf.function``, XLA or ``jax.jit``. Wrong only
-    there: padding is then never masked."""
+    neither applies: under ``tf.function``, XLA, ``jax.jit`` or
+    ``torch.compile``. Wrong only there: padding is then never masked."""
 
     def compute_mask(self, inputs, mask=None):
         if not self.mask_zero:
@@ -86,6 +87,8 @@ class TracedMaskEmbedding(Embedding):
         from customlayers._keras import keras
         if isinstance(inputs, keras.KerasTensor):
             return ops.not_equal(inputs, 0)
+        if compiling():  # torch.compile: NumPy would break the graph
+            return ops.ones_like(inputs, dtype="bool")
         try:
             return ops.convert_to_tensor(np.asarray(inputs) != 0)
         except Exception:  # noqa: BLE001 - symbolic tensor / tracer

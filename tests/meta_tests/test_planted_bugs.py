@@ -35,11 +35,16 @@ class PlantedBug:
 
 def _eq(policy, mode):
     """The equivalence property in ``mode``, or in eager mode where the
-    backend has no such mode (graph is TensorFlow's; torch has no compiled
-    mode in the harness yet): the planted bug must be caught either way."""
+    backend has no such mode (graph is TensorFlow's): the planted bug must
+    be caught either way. The run carries its ``policy`` (the torch
+    compiled-mode meta-tests rerun it there)."""
     if supported_modes().get(mode):
         mode = "eager"
-    return lambda case: props.equivalence_property(case, policy, mode)
+
+    def run(case):
+        return props.equivalence_property(case, policy, mode)
+    run.policy = policy
+    return run
 
 
 def _variant(case, layer, **changes):
@@ -130,6 +135,19 @@ def expect_failure(run, crashed="the property"):
         _, other = caught.value.split(AssertionError)
         assert other is None, f"the planted bug crashed {crashed}: {other!r}"
     return caught.value
+
+
+def caught_naming(prop, says):
+    """``prop`` fails with an AssertionError whose text names ``says``;
+    returns that text (printed by the test). Shrinking is bounded to 3 s
+    (the failure is found on the first failing example; a smaller one is
+    only nicer to read, and each smaller shape is a new compile)."""
+    with shrink_budget(3):
+        error = expect_failure(prop)
+    text = str(error) + "".join(
+        f"\n{e}" for e in getattr(error, "exceptions", ()))
+    assert says in text, text[:3000]
+    return text
 
 
 #: Attributes every class has (Python 3.13 adds __firstlineno__ and

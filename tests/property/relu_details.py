@@ -107,9 +107,10 @@ def tf_flushes(mode):
 
 
 def _second_order_fn(layer):
-    """``(x, g, v) -> (dx, hx, hg)`` on backend tensors (TensorFlow, JAX):
-    ``dx = vjp(layer, x)(g)`` and the VJP of ``dx`` with ``v`` with respect
-    to ``x`` and ``g``; ``None`` where the autodiff finds no path."""
+    """``(x, g, v) -> (dx, hx, hg)`` on backend tensors (TensorFlow, JAX,
+    torch's compiled mode): ``dx = vjp(layer, x)(g)`` and the VJP of ``dx``
+    with ``v`` with respect to ``x`` and ``g``; ``None`` where the autodiff
+    finds no path (TensorFlow; JAX and ``torch.func`` give zeros)."""
     if TF:
         import tensorflow as tf
 
@@ -123,14 +124,19 @@ def _second_order_fn(layer):
             hx, hg = outer.gradient(dx, [x, g], output_gradients=v)
             return dx, hx, hg
         return run
-    import jax
+    if BACKEND == "torch":  # torch.func: what torch.compile can trace
+        import torch
+        vjp_of = torch.func.vjp
+    else:
+        import jax
+        vjp_of = jax.vjp
 
     def dx_of(x, g):
-        _, vjp = jax.vjp(layer, x)
+        _, vjp = vjp_of(lambda x: layer(x), x)
         return vjp(g)[0]
 
     def run(x, g, v):
-        dx, vjp2 = jax.vjp(dx_of, x, g)
+        dx, vjp2 = vjp_of(dx_of, x, g)
         hx, hg = vjp2(v)
         return dx, hx, hg
     return run
@@ -161,8 +167,11 @@ def together(fns, mode):
     twice), so no computation can share a node with another (XLA's
     common-subexpression elimination cannot fold the custom layer's ops
     into the built-in's); element-wise results do not depend on what else a
-    program holds. Eager mode (and torch) runs them one after another."""
-    if mode == "eager" or BACKEND == "torch":
+    program holds. Eager mode runs them one after another; torch's compiled
+    mode is one ``torch.compile`` program (customlayers.testing.
+    torch_compile: its own code object, compiled once per input shapes,
+    never eagerly)."""
+    if mode == "eager":
         def eager(*arg_tuples):
             return [_numpy(fn(*[tensor(a) for a in args]))
                     for fn, args in zip(fns, arg_tuples)]
@@ -185,6 +194,9 @@ def together(fns, mode):
             if TF:
                 import tensorflow as tf
                 bound = tf.function(bound, jit_compile=mode == "compiled")
+            elif BACKEND == "torch":
+                from customlayers.testing.torch_compile import compile_once
+                bound = compile_once(bound, "relu_details_program")
             elif mode == "compiled":
                 import jax
                 bound = jax.jit(bound)
@@ -203,7 +215,7 @@ def run_together(calls, mode):
 
 def second_order_calls(layer, x, g, v):
     """:func:`second_order` of ``layer`` as one call for
-    :func:`run_together` (TensorFlow and JAX)."""
+    :func:`run_together` (TensorFlow, JAX, torch's compiled mode)."""
     return (_second_order_fn(layer), (x, g, v))
 
 
@@ -211,7 +223,7 @@ def second_order(layer, x, g, v, mode):
     """``dx = vjp(layer, x)(g)`` and the VJP of ``dx`` with ``v``: with
     respect to ``x`` (a Hessian-vector product) and to ``g``. ``None`` where
     the backend's autodiff finds no path."""
-    if TF or BACKEND == "jax":
+    if TF or BACKEND == "jax" or mode == "compiled":
         return tuple(run_together([second_order_calls(layer, x, g, v)],
                                   mode)[0])
     import torch
@@ -229,8 +241,9 @@ def second_order(layer, x, g, v, mode):
 def second_order_pair(custom, builtin, mode):
     """``f(x, g, v) -> (custom's, built-in's)`` :func:`second_order`, both
     layers traced (and compiled) as one program on TensorFlow and JAX,
-    reused by later calls with arrays of the same shapes."""
-    if TF or BACKEND == "jax":
+    reused by later calls with arrays of the same shapes (torch: in
+    compiled mode, through ``torch.func``)."""
+    if TF or BACKEND == "jax" or mode == "compiled":
         program = together([_second_order_fn(custom),
                             _second_order_fn(builtin)], mode)
 

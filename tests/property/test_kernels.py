@@ -10,8 +10,9 @@ compares ``relu_kernel``'s values and its gradient (through the backend's own
 autodiff) with the elementary formula ``relu_forward_elementary`` /
 ``relu_backward_elementary`` on drawn arrays holding both zeros, the kink's
 neighbours, subnormals, huge values and non-finite values, in every mode the
-backend has (eager; graph, ``tf.function``; compiled, XLA or ``jax.jit``),
-the elementary formula run in the same mode. On JAX the kernel *is* the
+backend has (eager; graph, ``tf.function``; compiled, XLA, ``jax.jit`` or
+``torch.compile``), the elementary formula run in the same mode. On JAX the
+kernel *is* the
 elementary formula with a hand-written gradient, jitted, and the test checks
 that wiring. The allowances (TensorFlow's ``g * mask`` gradient, its
 thread-dependent flush-to-zero, CUDA's sign of zero) are written where they
@@ -50,6 +51,10 @@ def _in_mode(run, mode):
             run = jax.jit(run)
         convert = jnp.asarray
     else:
+        if mode == "compiled":  # torch.compile (customlayers.testing.
+            # torch_compile: its own code object, never eagerly)
+            from customlayers.testing.torch_compile import compile_once
+            run = compile_once(run, "kernel_and_formula")
         convert = ops.convert_to_tensor
     return lambda *arrays: [to_numpy(t) for t in run(*map(convert, arrays))]
 
@@ -71,9 +76,14 @@ def _kernel(x, g):
         return y, vjp(g)[0]
     if BACKEND == "torch":
         import torch
-        x = x.detach().requires_grad_(True)
-        y = kernel(x)
-        return y, torch.autograd.grad(y, x, grad_outputs=g)[0]
+        if torch.compiler.is_compiling():  # torch.compile traces torch.func
+            y, vjp = torch.func.vjp(kernel, x)
+            return y, vjp(g)[0]
+        with torch.enable_grad():  # also in a compiled function's
+            # eager warm-up, which runs under no_grad
+            x = x.detach().requires_grad_(True)
+            y = kernel(x)
+            return y, torch.autograd.grad(y, x, grad_outputs=g)[0]
     import tensorflow as tf
     with tf.GradientTape() as tape:
         tape.watch(x)

@@ -38,6 +38,9 @@ def _forward(layer, x, mode):
         import jax
         f = layer if mode == "eager" else jax.jit(layer.__call__)
         return f(tensor(x))
+    if mode == "compiled":
+        from customlayers.testing.torch_compile import run_compiled
+        return run_compiled(lambda x: layer(x), tensor(x))
     return layer(tensor(x))
 
 

@@ -1,7 +1,8 @@
 """The equivalence engine traces (and compiles) once per signature.
 
 ``backends.forward_backward`` reuses a traced ``tf.function`` (or
-``jax.jit`` function) for every layer with the same signature, passing the
+``jax.jit`` or ``torch.compile`` function) for every layer with the same
+signature, passing the
 layer's weights in as values. These tests check that the key tells apart
 what changes the computed function, that a reused function gives bit for
 bit what the per-example path gives, and that the cache is bounded.
@@ -16,8 +17,9 @@ from customlayers.testing import backends, compiled_cache
 from customlayers.testing.equivalence import build_pair, random_weights
 
 pytestmark = pytest.mark.skipif(
-    KERAS_MAJOR < 3 or backends.BACKEND not in ("tensorflow", "jax"),
-    reason="the per-signature cache is Keras 3 on TensorFlow or JAX only")
+    KERAS_MAJOR < 3 or backends.BACKEND not in ("tensorflow", "jax", "torch"),
+    reason="the per-signature cache is Keras 3 on TensorFlow, JAX or torch "
+           "only")
 
 MODES = [m for m in ("graph", "compiled")
          if not backends.supported_modes()[m]]
@@ -34,6 +36,8 @@ def _dense(x, seed, **kwargs):
 def _uncached(layer, x, g, mode):
     if backends.BACKEND == "jax":
         return backends._jax_forward_backward(layer, x, g, mode)
+    if backends.BACKEND == "torch":  # compiled afresh, once
+        return backends._torch_forward_backward(layer, x, g, mode)
     return backends._tf_forward_backward(layer, x, g, mode)
 
 

@@ -72,15 +72,46 @@ WEIGHTS = {
 #: and their neighbours, NaN/inf where drawn), as every example does.
 VALUE_SETS = {"eager": 2, "graph": 3, "compiled": 4}
 
+#: torch's compiled mode (``torch.compile``, inductor) has its own, smaller
+#: weights: an inductor compile costs seconds per signature on the 2-core
+#: CI VM (forward and backward; README "torch.compile"), where XLA and
+#: ``jax.jit`` take a fraction of that, while a compiled call costs well
+#: under a millisecond. So fewer drawn signatures and more value sets each
+#: (:data:`TORCH_COMPILED_VALUE_SETS`); keys not listed use :data:`WEIGHTS`.
+TORCH_COMPILED_WEIGHTS = {
+    "equivalence/compiled": 0.03,
+    "nonfinite_upstream/compiled": 0.03,
+    "nonfinite_upstream/compiled/training": 0.03,
+    "mask/compiled": 0.03,
+    "second_order/compiled": 0.02,
+    "forward_mode/compiled": 0.02,
+    "state/compiled": 0.03,
+    "randomness/compiled": 0.03,
+}
+#: Value sets per drawn example in torch's compiled mode (see above).
+TORCH_COMPILED_VALUE_SETS = 12
+
+
+def _torch_compiled(mode: str) -> bool:
+    return BACKEND == "torch" and mode == "compiled"
+
 
 def value_sets(mode: str) -> int:
-    """Value sets per drawn example in ``mode`` (:data:`VALUE_SETS`)."""
+    """Value sets per drawn example in ``mode`` (:data:`VALUE_SETS`;
+    :data:`TORCH_COMPILED_VALUE_SETS` in torch's compiled mode)."""
+    if _torch_compiled(mode):
+        return TORCH_COMPILED_VALUE_SETS
     return VALUE_SETS.get(mode, 1)
 
 
 def n_examples(key: str) -> int:
-    """Examples for property ``key`` under the active profile."""
-    return max(1, round(base_settings().max_examples * WEIGHTS[key]))
+    """Examples for property ``key`` under the active profile (on torch,
+    a ``.../compiled`` key listed in :data:`TORCH_COMPILED_WEIGHTS` takes
+    its weight from there)."""
+    weight = WEIGHTS[key]
+    if BACKEND == "torch" and key in TORCH_COMPILED_WEIGHTS:
+        weight = TORCH_COMPILED_WEIGHTS[key]
+    return max(1, round(base_settings().max_examples * weight))
 
 
 def _settings(key):

@@ -89,8 +89,8 @@ class MaskedCall:
 def masked_call(layer, x, mask, mode, training=None) -> MaskedCall:
     """``layer.compute_mask(x, mask)`` and ``layer(x, mask=mask,
     training=training)`` (each argument passed only when not ``None``) in
-    ``mode``: eager calls, or one ``tf.function`` / XLA / ``jax.jit``
-    function of the input, the mask and the variables' values (the layer
+    ``mode``: eager calls, or one ``tf.function`` / XLA / ``jax.jit`` /
+    ``torch.compile`` function of the input, the mask and the variables' values (the layer
     called statelessly, the updated non-trainable values read back from
     the scope)."""
     from keras.src.backend import get_keras_mask
@@ -115,7 +115,16 @@ def masked_call(layer, x, mask, mode, training=None) -> MaskedCall:
         return cm, y, get_keras_mask(y), state
 
     values = [v.value for v in variables]
-    if BACKEND == "jax":
+    if BACKEND == "torch":
+        if mode != "compiled":
+            raise NotImplementedError(f"mode {mode!r} on torch")
+        from customlayers.testing.backends import _torch_tensor
+        from customlayers.testing.torch_compile import run_compiled
+        cm, y, ym, state = run_compiled(
+            fn, _torch_tensor(x),
+            None if mask is None else ops.convert_to_tensor(mask),
+            [v.detach() for v in values], name="customlayers_masked_call")
+    elif BACKEND == "jax":
         import jax
         import jax.numpy as jnp
         if mode != "compiled":

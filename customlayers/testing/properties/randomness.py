@@ -64,6 +64,11 @@ def random_calls(layer, x, upstream, mode, call_kwargs, n_calls=1) -> list:
     if BACKEND == "jax":
         return _jax_calls(layer, x, upstream, mode, call_kwargs, n_calls)
     if BACKEND == "torch":
+        if mode != "eager":  # the battery skips it, saying why
+            from customlayers.testing.torch_compile import randomness_reason
+            raise NotImplementedError(
+                f"randomness in torch's {mode} mode: "
+                f"{randomness_reason() or 'not wired into the harness'}")
         return _torch_calls(layer, x, upstream, call_kwargs, n_calls)
     return _tf_calls(layer, x, upstream, mode, call_kwargs, n_calls)
 

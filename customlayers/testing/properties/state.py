@@ -14,10 +14,12 @@ per-signature cache (which calls layers statelessly and drops updates):
 - eager: ``layer(x, training=True)``;
 - graph / compiled (TensorFlow): one ``tf.function`` per layer (XLA for
   compiled) wrapping that call, traced once and called for every step;
-- compiled (JAX): one ``jax.jit`` function per layer calling it inside a
-  ``keras.StatelessScope`` (through ``__call__``, for its casting) that
-  returns the output and the non-trainable variables' new values, which
-  are then assigned to the layer's variables.
+- compiled (JAX, torch): one ``jax.jit`` / ``torch.compile`` function
+  per layer calling it inside a ``keras.StatelessScope`` (through
+  ``__call__``, for its casting) that returns the output and the
+  non-trainable variables' new values, which are then assigned to the
+  layer's variables (torch: compiled once, the later steps under
+  ``fail_on_recompile``; :mod:`customlayers.testing.torch_compile`).
 """
 
 from __future__ import annotations
@@ -50,9 +52,7 @@ def training_step(layer, mode: str):
         fn = tf.function(lambda x: layer(x, training=True), autograph=False,
                          jit_compile=mode == "compiled")
         return fn
-    if BACKEND == "jax" and mode == "compiled":
-        import jax
-
+    if BACKEND in ("jax", "torch") and mode == "compiled":
         import keras
         trainable = list(layer.trainable_variables)
         state = list(layer.non_trainable_variables)
@@ -65,7 +65,16 @@ def training_step(layer, mode: str):
             return y, [old if n is None else n
                        for n, old in zip(new, frozen)]
 
-        jitted = jax.jit(pure)
+        if BACKEND == "jax":
+            import jax
+            jitted = jax.jit(pure)
+        else:  # compiled once, reused by every step (same shapes)
+            from customlayers.testing.torch_compile import compile_once
+            compiled = compile_once(pure, "customlayers_training_step")
+
+            def jitted(x, values, frozen):
+                return compiled(x, [v.detach() for v in values],
+                                [v.detach() for v in frozen])
 
         def step(x):
             y, new = jitted(x, [v.value for v in trainable],
