@@ -3,7 +3,8 @@ layer, weights and inputs under TensorFlow, JAX and PyTorch, each in its
 own process, compared within the tolerance table.
 
 Backends: every one importable in this interpreter (the ``parity`` tox env
-installs all three), or the interpreters named in
+installs all three; under Keras 2, TensorFlow only: tf.keras ignores
+``KERAS_BACKEND``, so a "jax" dump would be TensorFlow's again), or the interpreters named in
 ``CUSTOMLAYERS_PARITY_PYTHONS`` (``"tensorflow=/venv-tf/bin/python
 jax=/venv-jax/bin/python ..."``). With fewer than two the test is skipped
 with the reason, unless ``CUSTOMLAYERS_PARITY_REQUIRE=1`` (set by the
@@ -53,6 +54,9 @@ def _interpreters():
                              f"backends {sorted(unknown)}; expected "
                              f"{sorted(MODULES)}")
         return pairs
+    from customlayers._keras import KERAS_MAJOR
+    if KERAS_MAJOR < 3:  # Keras 2 (tf.keras) has one backend: TensorFlow's
+        return {"tensorflow": sys.executable}
     return {b: sys.executable for b, m in MODULES.items()
             if importlib.util.find_spec(m) is not None}
 
