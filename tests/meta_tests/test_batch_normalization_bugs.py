@@ -6,7 +6,6 @@ wrong update of the moving statistics."""
 
 import pytest
 
-from customlayers._keras import BACKEND
 from customlayers.testing import properties as props
 from customlayers.testing.backends import supported_modes
 from customlayers.testing.cases_batch_normalization import BATCH_NORMALIZATION
@@ -31,12 +30,11 @@ def _eq(policy, mode, training):
 
 
 def _state(policy, mode):
-    # torch: the built-in BatchNormalization cannot compile in training
-    # mode (the state property's step; the battery skips state-compiled
-    # there with the measured reason), so its bug runs eagerly.
-    if (BACKEND, mode) == ("torch", "compiled"):
-        mode = "eager"
-    return lambda case: props.state_property(case, policy, _mode(mode))
+    """The state property in ``mode``, or eagerly where the battery does
+    not run it there (torch: the built-in cannot compile in training
+    mode)."""
+    return lambda case: props.state_property(
+        case, policy, planted.battery_mode(case, "state", policy, mode))
 
 
 BUGS = [

@@ -13,9 +13,7 @@ import dataclasses
 import pytest
 from hypothesis import strategies as st
 
-from customlayers._keras import BACKEND
 from customlayers.testing import properties as props
-from customlayers.testing.backends import supported_modes
 from customlayers.testing.cases_dropout import DROPOUT
 from tests.meta_tests import broken_dropout as bd
 from tests.meta_tests import test_planted_bugs as planted
@@ -26,14 +24,11 @@ if DROPOUT is None:  # pragma: no cover - Keras 2
 
 
 def _rnd(policy, mode):
-    """The randomness property in ``mode`` (eager where the backend has no
-    such mode, and in torch's compiled mode, where the battery skips it:
-    torch.compile cannot trace a seeded keras.random draw, the reason
-    randomness_property raises there)."""
-    if supported_modes().get(mode) or (BACKEND, mode) == ("torch",
-                                                          "compiled"):
-        mode = "eager"
-    return lambda case: props.randomness_property(case, policy, mode)
+    """The randomness property in ``mode``, or eagerly where the battery
+    does not run it there (:func:`~tests.meta_tests.test_planted_bugs.
+    battery_mode`)."""
+    return lambda case: props.randomness_property(
+        case, policy, planted.battery_mode(case, "randomness", policy, mode))
 
 
 def _rates(case, rates, **fixed):

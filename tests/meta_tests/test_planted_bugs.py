@@ -47,6 +47,21 @@ def _eq(policy, mode):
     return run
 
 
+def battery_mode(case, kind, policy, mode):
+    """``mode``, or eager where the battery does not run ``case``'s
+    ``kind`` item in ``mode`` (a mode the backend lacks, or a skip the
+    case declares or the harness measures, e.g. randomness or
+    BatchNormalization's training call under torch.compile): a planted
+    bug is run where the battery would run its property."""
+    from customlayers.testing.battery import items
+    if supported_modes().get(mode):
+        return "eager"
+    for item in items(case, policies=[policy], modes=[mode]):
+        if item.kind == kind and item.mode == mode and item.skip_reason():
+            return "eager"
+    return mode
+
+
 def _variant(case, layer, **changes):
     return dataclasses.replace(case, name=f"{case.name}[{layer.__name__}]",
                                custom=layer, **changes)
