@@ -16,6 +16,15 @@ def pytest_configure(config):
     JAX's per-shape compilation exceeds on its first example."""
     if not config.getoption("hypothesis_profile", default=None):
         load_profile("ci")
+    # Derandomized draws of this suite's own @given tests must not depend
+    # on which modules the run imported either (the battery's properties
+    # get this from customlayers.testing.stable_draws themselves).
+    from hypothesis import settings
+
+    from customlayers.testing import stable_draws
+    profile = config.getoption("hypothesis_profile", default=None) or "ci"
+    if settings.get_profile(profile).derandomize:
+        stable_draws.set_everywhere(True)
 
 
 def pytest_report_header(config):

@@ -14,7 +14,11 @@ pytest-xdist workers and parallel runs: entries are keyed by test (a test
 runs in one worker) and each is written to a temporary file and renamed
 into place.
 
-- ``ci``: derandomized (a fixed seed; the same examples on every run).
+- ``ci``: derandomized (a fixed seed; the same examples on every run,
+  whatever else the run selected or imported: Hypothesis also draws
+  literals from the source of the local modules a run has imported, which
+  :mod:`customlayers.testing.stable_draws` turns off for derandomized
+  properties).
   Per pair and dtype policy the equivalence property draws 30 / 10 / 10
   examples in eager / graph / compiled mode, each with 2 / 3 / 4 value
   sets (inputs, weight seeds and upstream gradients for one drawn

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from customlayers._keras import BACKEND
 from customlayers.testing import strategies as cst
 from customlayers.testing.profiles import base_settings
+from customlayers.testing.stable_draws import stable
 from customlayers.testing.expectations import Scope
 
 #: Share of the profile's ``max_examples`` each property runs.
@@ -115,10 +116,17 @@ def n_examples(key: str) -> int:
 
 
 def _settings(key):
-    return settings(base_settings(), max_examples=n_examples(key),
-                    deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow,
-                                           HealthCheck.data_too_large])
+    """The decorator of property ``key``: its settings, and under a
+    derandomized profile draws that do not depend on which modules the run
+    imported (:mod:`customlayers.testing.stable_draws`)."""
+    chosen = settings(base_settings(), max_examples=n_examples(key),
+                      deadline=None,
+                      suppress_health_check=[HealthCheck.too_slow,
+                                             HealthCheck.data_too_large])
+
+    def decorate(test):
+        return stable(chosen(test), lambda: chosen.derandomize)
+    return decorate
 
 
 def settings_for(mode=None, training=None):
