@@ -11,8 +11,6 @@
 Run with ``-rP`` to see each minimal example.
 """
 
-import dataclasses
-
 import pytest
 
 from customlayers._keras import BACKEND, KERAS_MAJOR
@@ -64,26 +62,9 @@ def test_a_graph_break_where_the_builtin_compiles_is_caught():
 #: dropped regularizer is not a compiled-mode finding.
 _EAGER_ONLY = {"Dense drops the kernel regularizer"}
 _EQUIVALENCE_BUGS = [b for b in BUGS if getattr(b.run, "policy", None)]
-#: Constructor arguments pinned for the compiled rerun: compiled mode draws
-#: three examples per item under the ``ci`` profile (each new signature is
-#: a compile), so the configuration a bug lives in is pinned, not left to
-#: those draws: a nonzero threshold; relu6 (``max_value == 6``, threshold
-#: and slope 0: the built-in's fast path). The relu6 bug passed unseen in
-#: a full ``tox -e torch`` run, where the draws had changed with the
-#: imported modules (customlayers.testing.stable_draws), and was caught
-#: when its test ran alone.
-_PINNED = {"ReLU threshold kink uses >=": {"threshold": 0.5},
-           "ReLU misses Keras's relu6 quirk at max_value == 6": {
-               "max_value": 6.0, "threshold": 0.0, "negative_slope": 0.0}}
-
-
-def _pinned(bug):
-    pins = _PINNED.get(bug.name)
-    if not pins:
-        return bug.case
-    draw = bug.case.init_kwargs  # a draw(data) function or a dict
-    return dataclasses.replace(bug.case, init_kwargs=lambda data: {
-        **(draw(data) if callable(draw) else draw), **pins})
+# The bugs that live in one configuration (relu6, a nonzero threshold)
+# carry it pinned in BUGS (test_planted_bugs._pinned): compiled mode draws
+# three examples per item under the ``ci`` profile.
 
 
 @pytest.mark.parametrize("bug", [b for b in _EQUIVALENCE_BUGS
@@ -91,9 +72,9 @@ def _pinned(bug):
 def test_planted_bug_is_caught_in_torch_compiled_mode(bug):
     policy = bug.run.policy
     print(f"{bug.name}: equivalence-{policy}-compiled")
-    caught_naming(props.equivalence_property(_pinned(bug), policy,
+    caught_naming(props.equivalence_property(bug.case, policy,
                                              "compiled", Recorder()), "")
 
 
-def test_the_eager_only_and_pinned_planted_bugs_are_named():
-    assert (_EAGER_ONLY | set(_PINNED)) <= {b.name for b in _EQUIVALENCE_BUGS}
+def test_the_eager_only_planted_bugs_are_named():
+    assert _EAGER_ONLY <= {b.name for b in _EQUIVALENCE_BUGS}
