@@ -86,12 +86,14 @@ def _install() -> str:
     needed = ("GLOBAL_CONSTANTS", "choice_permitted",
               "choice_constraints_key")
     missing = [n for n in needed if not hasattr(providers, n)]
-    if original is None or missing:
+    if original is None:
+        missing.append("HypothesisProvider._maybe_draw_constant")
+    if missing:
         STATUS["hook"] = (
             "this Hypothesis has a local-constants pool but not the "
             "provider internals customlayers.testing.stable_draws wraps "
-            f"(missing: {missing or ['HypothesisProvider._maybe_draw_constant']})"
-            "; derandomized draws may depend on the imported modules")
+            f"(missing: {', '.join(missing)}); derandomized draws may "
+            "depend on the imported modules")
         warnings.warn(STATUS["hook"], RuntimeWarning, stacklevel=3)
         return STATUS["hook"]
     pools: dict = {}
