@@ -74,6 +74,9 @@ def test_a_new_local_module_does_not_change_wrapped_draws(
         import_new_local_module):
     before = _run(wrapped=True)
     import_new_local_module()
+    if stable_draws.STATUS["hook"] == "absent":
+        pytest.skip("this Hypothesis has no local-constants pool: draws "
+                    "cannot depend on imported modules")
     assert stable_draws.STATUS["hook"] == "installed", (
         "customlayers could not neutralise Hypothesis's local-constants "
         f"pool: {stable_draws.STATUS['hook']}")
