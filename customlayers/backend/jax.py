@@ -93,16 +93,36 @@ def relu6_kernel(x):
     return _relu6(_promoted(x, 6.0))
 
 
-def leaky_relu_kernel(x, negative_slope):
-    """``where(x >= 0, x, slope * x)``, differentiated by JAX; integer and
-    bool inputs in the default float, as ``slope * x`` makes them."""
-    x = _promoted(x, float(negative_slope))
-    slope = ops.cast(negative_slope, x.dtype)
+# jax.nn.leaky_relu and jnp.clip are jitted functions (``@jit``), so even
+# in eager use their gradients are XLA's compiled transposes, and XLA folds
+# leaky_relu's ``select(c, g, 0) + slope * select(c, 0, g)`` into one
+# select: ``-0.0`` where ``slope * g`` underflows from a negative ``g``.
+# Op by op, the sum ``+0.0 + -0.0`` gives ``+0.0`` (found by the JAX env:
+# float16, g = -6e-8, slope 0.1). So these two kernels are jitted too; the
+# slope and the bounds are passed in the input's dtype (one compile per
+# shape and dtype, not per value), as the built-ins' weakly typed Python
+# scalars are converted.
+@jax.jit
+def _leaky_relu(x, slope):
     return ops.where(ops.greater_equal(x, zeros(x)), x,
                      ops.multiply(slope, x))
 
 
+@jax.jit
+def _clip(x, lo, hi):
+    return ops.minimum(hi, ops.maximum(lo, x))
+
+
+def leaky_relu_kernel(x, negative_slope):
+    """``where(x >= 0, x, slope * x)``, jitted and differentiated by JAX,
+    as jax.nn.leaky_relu; integer and bool inputs in the default float, as
+    ``slope * x`` makes them."""
+    x = _promoted(x, float(negative_slope))
+    return _leaky_relu(x, ops.cast(negative_slope, x.dtype))
+
+
 def clip_kernel(x, min_value, max_value):
-    """``minimum(hi, maximum(lo, x))``, differentiated by JAX."""
-    x = ops.maximum(ops.cast(min_value, x.dtype), x)
-    return ops.minimum(ops.cast(max_value, x.dtype), x)
+    """``minimum(hi, maximum(lo, x))``, jitted and differentiated by JAX,
+    as jnp.clip."""
+    return _clip(x, ops.cast(min_value, x.dtype),
+                 ops.cast(max_value, x.dtype))

@@ -23,6 +23,7 @@ from tests.property import relu_details
 from tests.property.relu_details import (DTYPE_PARAMS, MODE_PARAMS, TF,
                                          VALUE_SETS, cfg_id, compare,
                                          np_or_none, pair, second_order_pair,
+                                         tensor,
                                          tf_flushes)
 
 
@@ -253,3 +254,33 @@ def test_nonfinite_upstream_gradients_match_the_builtin(dtype, mode, data):
         got, want = (r[0] for r in both(x, g, np.ones_like(g)))
         compare(f"input gradient {cfg} {dtype} {mode} (value set {k})", got,
                 want, flush_subnormals=tf_flushes(mode))
+
+
+# -- the sign of an underflowing slope * g ------------------------------------
+
+@pytest.mark.parametrize("mode", MODE_PARAMS)
+def test_leaky_gradient_keeps_the_sign_of_an_underflowing_product(mode):
+    """Placed, not drawn: float16, negative inputs and upstream gradients
+    of +-the smallest subnormal, so ``slope * g`` underflows to a signed
+    zero. jax.nn.leaky_relu is a jitted function: its gradient, even in
+    eager use, is XLA's compiled transpose, which folds ``select(c, g, 0)
+    + slope * select(c, 0, g)`` into one select and keeps ``-0.0``; the
+    same formula run op by op summed ``+0.0 + -0.0`` into ``+0.0`` (found
+    by the JAX env on a drawn example; customlayers' JAX leaky kernel is
+    jitted since). Every backend and mode must give the built-in's bits."""
+    from customlayers.testing.backends import forward_backward
+    tiny = np.finfo(np.float16).smallest_subnormal
+    x = np.array([-1.0, -0.5, -3.0, 2.0, -2.0], np.float16)
+    g = np.array([-tiny, tiny, -tiny, -tiny, -1.0], np.float16)
+    cfg = {"max_value": None, "negative_slope": 0.1, "threshold": 0.0}
+    custom, builtin = pair(cfg, "float16")
+    for layer in (custom, builtin):
+        layer(tensor(x))
+    c = forward_backward(custom, x, g, mode)
+    b = forward_backward(builtin, x, g, mode)
+    # The sign is the built-in's per backend and mode (JAX: -0.0 eager,
+    # +0.0 under the outer jit of compiled mode); the product underflows.
+    assert (b.input_grad[[0, 1, 2]] == 0).all(), (
+        f"the built-in's gradient {b.input_grad!r} does not underflow at "
+        "the subnormal upstream values: this test shows nothing")
+    compare(f"d/dx {cfg_id(cfg)} float16 {mode}", c.input_grad, b.input_grad)
