@@ -17,7 +17,7 @@ Found on torch: a planted bug that the ``ci`` profile catches when its
 test runs alone passed unseen in the full ``tox -e torch`` run (its three
 compiled-mode examples changed with the pool).
 
-:func:`stable` wraps a property so that while it runs under a
+:class:`StableProperty` wraps a property so that while it runs under a
 derandomized profile, Hypothesis's provider draws its constants from the
 global pool only, exactly as Hypothesis itself does when no local module
 has a literal (the same random calls, in the same order). Under a random
@@ -118,20 +118,18 @@ def _install() -> str:
             return None
         return self._random.choice(self._random.choice([pool]))
 
-    _maybe_draw_constant.customlayers_stable = True
     cls._maybe_draw_constant = _maybe_draw_constant
     STATUS["hook"] = "installed"
     return STATUS["hook"]
 
 
 class StableProperty:
-    """A ``@given`` function run with the global constants only while the
-    profile is derandomized (``derandomized()``, read at each call: a
-    profile may be chosen after the property was built). Attributes are
-    the wrapped function's; setting ``__name__`` names the wrapped
-    function too, so that Hypothesis's report names the item."""
+    """A ``@given`` function, run with the global constants only if its
+    settings are ``derandomized``. Attributes are the wrapped function's;
+    setting ``__name__`` names the wrapped function too, so that
+    Hypothesis's report names the item."""
 
-    def __init__(self, test, derandomized):
+    def __init__(self, test, derandomized: bool):
         object.__setattr__(self, "_test", test)
         object.__setattr__(self, "_derandomized", derandomized)
 
@@ -144,7 +142,7 @@ class StableProperty:
             self._test.__qualname__ = value
 
     def __call__(self, *args, **kwargs):
-        if not self._derandomized():
+        if not self._derandomized:
             return self._test(*args, **kwargs)
         _install()
         _STATE.depth = getattr(_STATE, "depth", 0) + 1
@@ -156,7 +154,3 @@ class StableProperty:
     def __repr__(self):
         return f"StableProperty({self._test.__name__})"
 
-
-def stable(test, derandomized) -> StableProperty:
-    """``test`` wrapped in a :class:`StableProperty`."""
-    return StableProperty(test, derandomized)

@@ -64,7 +64,7 @@ def _run(wrapped: bool):
     prop, drawn = _recording_property()
     previous = stable_draws.set_everywhere(False)  # tests/conftest.py's
     try:
-        (stable_draws.stable(prop, lambda: True) if wrapped else prop)()
+        (stable_draws.StableProperty(prop, True) if wrapped else prop)()
     finally:
         stable_draws.set_everywhere(previous)
     return drawn

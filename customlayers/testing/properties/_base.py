@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from customlayers._keras import BACKEND
 from customlayers.testing import strategies as cst
 from customlayers.testing.profiles import base_settings
-from customlayers.testing.stable_draws import stable
+from customlayers.testing.stable_draws import StableProperty
 from customlayers.testing.expectations import Scope
 
 #: Share of the profile's ``max_examples`` each property runs.
@@ -125,7 +125,7 @@ def _settings(key):
                                              HealthCheck.data_too_large])
 
     def decorate(test):
-        return stable(chosen(test), lambda: chosen.derandomize)
+        return StableProperty(chosen(test), chosen.derandomize)
     return decorate
 
 
