@@ -266,14 +266,9 @@ class BatchNormalization(keras.layers.Layer):
         if _keras.BACKEND == "tensorflow" and self.synchronized:
             mean, variance = self._synchronized_moments(x, axes)
         elif _keras.BACKEND == "tensorflow":
-            # tf.nn.moments, op for op (squared difference against a stopped
-            # mean, in a ``moments`` name scope: see LayerNormalization).
-            import tensorflow as tf
-            with keras.name_scope("moments"):
-                mean = ops.mean(x, axis=axes, keepdims=True)
-                variance = ops.mean(
-                    tf.math.squared_difference(x, ops.stop_gradient(mean)),
-                    axis=axes, keepdims=True)
+            # tf.nn.moments, op for op (customlayers/_moments.py).
+            from customlayers._moments import tf_moments
+            mean, variance = tf_moments(x, axes)
         elif _keras.BACKEND == "torch":
             # Keras's torch moments: E[x^2] - E[x]^2.
             mean = ops.mean(x, axis=axes, keepdims=True)
@@ -296,10 +291,8 @@ class BatchNormalization(keras.layers.Layer):
         import tensorflow as tf
         ctx = tf.distribute.get_replica_context()
         if ctx is None:  # cross-replica context: local moments, as Keras
-            with keras.name_scope("moments"):
-                mean = ops.mean(x, axis=axes, keepdims=True)
-                return mean, ops.mean(tf.math.squared_difference(
-                    x, ops.stop_gradient(mean)), axis=axes, keepdims=True)
+            from customlayers._moments import tf_moments
+            return tf_moments(x, axes)
         total = ops.sum(x, axis=axes, keepdims=True)
         squares = ops.sum(ops.square(x), axis=axes, keepdims=True)
         count = ops.sum(ops.ones_like(x), axis=axes, keepdims=True)
@@ -341,7 +334,10 @@ class BatchNormalization(keras.layers.Layer):
             if self.axis != -1:
                 mean, variance = reshape(mean), reshape(variance)
                 gamma, beta = reshape(gamma), reshape(beta)
-            with keras.name_scope("batchnorm"):
+            # tf.nn.batch_normalization's scope: the same op names
+            # (tf.name_scope, as in customlayers/_moments.py).
+            import tensorflow as tf
+            with tf.name_scope("batchnorm"):
                 inv = self._inverse_std(variance)
                 if gamma is not None:
                     inv = inv * gamma

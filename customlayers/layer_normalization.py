@@ -39,6 +39,15 @@ def _validate_epsilon(epsilon):
     return epsilon
 
 
+def _eager() -> bool:
+    """Whether this call runs op by op on TensorFlow (not traced by
+    ``tf.function``, XLA, or another backend's compiler)."""
+    if _keras.BACKEND != "tensorflow":
+        return False
+    import tensorflow as tf
+    return tf.executing_eagerly()
+
+
 def _broadcastable(a, b) -> bool:
     """Whether shapes ``a`` and ``b`` broadcast (NumPy rules)."""
     for x, y in zip(reversed(a), reversed(b)):
@@ -235,11 +244,19 @@ class LayerNormalization(keras.layers.Layer):
         for dim in axis:
             broadcast_shape[dim] = shape[dim]
 
+        # The built-in reshapes the weights "when the axis is not just the
+        # last dimension" -- and, as it compares the sorted axes with
+        # [ndims - 1] unnormalized, also for the default axis=-1, where the
+        # weights already broadcast. In TensorFlow's eager mode, op by op,
+        # that reshape changes no value and no gradient, and costs two more
+        # dispatched ops per call (benchmarks/RESULTS.md): skipped there.
+        # Traced, it stays: XLA fuses the graph without it differently (a
+        # forward-mode derivative 4 ULP off in compiled mode, found by the
+        # thorough profile), and it costs nothing at run time.
+        last_only = _eager() and [a % ndims for a in axis] == [ndims - 1]
+
         def _broadcast(v):
-            # The built-in's condition, verbatim (a sorted negative axis is
-            # never [ndims - 1], so it reshapes there too).
-            if v is not None and len(v.shape) != ndims \
-                    and axis != [ndims - 1]:
+            if v is not None and len(v.shape) != ndims and not last_only:
                 return ops.reshape(v, broadcast_shape)
             return v
 
@@ -271,20 +288,10 @@ class LayerNormalization(keras.layers.Layer):
         """Mean and (biased) variance over ``axis``, in each backend's
         built-in order of operations."""
         if _keras.BACKEND == "tensorflow":
-            # tf.nn.moments, op for op: the variance is a
-            # SquaredDifference against a stopped mean (ops.square(x - m)
-            # has the same values and first derivatives, but its second
-            # derivative rounds differently: 1-1536 ULP off in hvp[input]),
-            # in a ``moments`` name scope (Grappler orders its rewrites of a
-            # graph-mode gradient -- here the sum of the input gradient's
-            # three terms -- by op name: without it grad[input] came out up
-            # to 64 ULP off in graph mode). Both found by the property suite.
-            import tensorflow as tf
-            with keras.name_scope("moments"):
-                mean = ops.mean(x, axis=axis, keepdims=True)
-                return mean, ops.mean(
-                    tf.math.squared_difference(x, ops.stop_gradient(mean)),
-                    axis=axis, keepdims=True)
+            # tf.nn.moments, op for op (customlayers/_moments.py says why
+            # each detail matters).
+            from customlayers._moments import tf_moments
+            return tf_moments(x, axis)
         mean = ops.mean(x, axis=axis, keepdims=True)
         if _keras.BACKEND == "torch" and axis != list(
                 range(axis[0], axis[0] + len(axis))):

@@ -133,22 +133,6 @@ _TF_HESSIANS_GRAPH = KnownDifference(
         "reverse-over-reverse Hessian-vector products are in graph mode.")
 
 
-_SAVEDMODEL_IS_A_GRAPH = KnownDifference(
-    what="tolerance",
-    checks=("saving/savedmodel",),
-    backends=("tensorflow",),
-    tolerance=Tolerance(rtol=2e-5, atol=2e-5, reason=(
-        "the float32 table's numbers (tolerances.py); float32 is the "
-        "policy the SavedModel round trip runs under")),
-    why="The SavedModel round trip compares the exported graph's output "
-        "with the eager output of the same layer. Grappler rewrites the "
-        "graph's arithmetic (the property suite found it reordering the "
-        "normalisation's sums: 1-64 ULP), so a LayerNormalization's graph "
-        "and eager outputs are not bit-identical -- the built-in's are not "
-        "either; custom vs built-in in graph mode is compared bit for bit "
-        "by the equivalence property. Compared with the float32 table.")
-
-
 def _torch_skip(why):
     return lambda: why if BACKEND == "torch" else None
 _TORCH = BACKEND == "torch"
@@ -181,7 +165,7 @@ LAYER_NORMALIZATION = LayerCase(
     # beside them. NaN and +-inf are still drawn.
     input_range=(-10.0, 10.0) if _TORCH else (-1e4, 1e4),
     smooth_kwargs=_ln_smooth,
-    known_differences=(_SAVEDMODEL_IS_A_GRAPH, _TF_HESSIANS_GRAPH) + (
+    known_differences=(_TF_HESSIANS_GRAPH,) + (
         (_TORCH_NONFINITE,) if _TORCH else ()),
     # Keras 3's legacy HDF5 loader (legacy/saving/saving_utils.py) drops a
     # list axis of two or more entries from every layer config (it puts

@@ -71,7 +71,8 @@ def apply_constraint(constraint, variable):
 
 
 
-def float64_unavailable(needs_matmul: bool = True) -> str | None:
+def float64_unavailable(needs_matmul: bool = True,
+                        needs_reductions: bool = False) -> str | None:
     """Why this backend cannot compute a float64 layer in float64 (``None``
     if it can); checked at run time, not by version number.
 
@@ -80,6 +81,11 @@ def float64_unavailable(needs_matmul: bool = True) -> str | None:
       returns float32 (its ``result_type('float64', 'float64')`` is float32
       there), so a float64 Dense -- ``keras.layers.Dense`` too -- rounds its
       output to float32. Elementwise ops keep float64.
+    - Keras 3.15.1's JAX backend in x64 mode: ``ops.var`` of a float64
+      tensor returns float32 (found through LayerNormalization,
+      whose float64 outputs -- the built-in's too -- then round like
+      float32: 1e-4 off at inputs ~100), checked with ``needs_reductions``
+      (``ops.mean`` and ``ops.var``).
     """
     if BACKEND == "jax":
         import jax
@@ -96,5 +102,15 @@ def float64_unavailable(needs_matmul: bool = True) -> str | None:
                     "(keras.layers.Dense too) rounds its output to "
                     f"{got}; a float64 central difference needs real "
                     "float64")
+    if needs_reductions and KERAS_MAJOR >= 3:
+        a = ops.ones((2,), dtype="float64")
+        for name, reduce in (("mean", ops.mean), ("var", ops.var)):
+            got = to_numpy(reduce(a)).dtype
+            if got != np.float64:
+                return (f"keras {KERAS_VERSION} on {BACKEND}: ops.{name} of "
+                        f"a float64 tensor returns {got}, so a float64 "
+                        "layer that reduces (the built-ins too) computes in "
+                        f"{got}; a float64 central difference needs real "
+                        "float64")
     return None
 

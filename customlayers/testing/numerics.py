@@ -91,9 +91,15 @@ class Comparison:
                 f"  worst element at index {self.worst_index}: "
                 f"custom={self.worst_custom!r} "
                 f"reference={self.worst_reference!r}")
+        if self.max_abs > 0 and self.max_rel == 0:
+            # Under a tolerance, relative error and ULP are counted only
+            # where rtol * |reference| dominates atol (see compare()).
+            rel = "rel err and ULP distance n/a (atol's range)"
+        else:
+            rel = (f"rel err={self.max_rel:.6g} "
+                   f"ULP distance={self.max_ulp:.6g}")
         lines.append(
-            f"  abs err={self.max_abs:.6g} rel err={self.max_rel:.6g} "
-            f"ULP distance={self.max_ulp:.6g}; {self.n_bad} of "
+            f"  abs err={self.max_abs:.6g} {rel}; {self.n_bad} of "
             f"{self.n_total} elements differ")
         return "\n".join(lines)
 

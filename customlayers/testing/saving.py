@@ -116,6 +116,17 @@ def load_model(path: str, fmt: str = "keras"):
     return keras.models.load_model(path)
 
 
+def served_graph(model, x):
+    """``model``'s inference call traced as Keras 3's ``model.export``
+    traces its ``serve`` endpoint (a ``tf.function`` of ``model(x,
+    training=False)`` with the batch dimension left as ``None``): the
+    reference a reloaded SavedModel is compared with."""
+    import tensorflow as tf
+    spec = tf.TensorSpec((None,) + tuple(x.shape[1:]), x.dtype)
+    return tf.function(lambda t: model(t, training=False),
+                       input_signature=[spec])
+
+
 def keras_file_unsupported(layer) -> str | None:
     """Why a ``.keras`` round trip of ``layer`` cannot work on this Keras
     (``None`` if it can). Keras 2.12's ``keras_v3`` format writes a NumPy
