@@ -102,7 +102,7 @@ def load_model(path: str, fmt: str = "keras"):
     """Load what :func:`save_model` wrote. Returns the Keras model, except
     for a Keras 3 SavedModel export, which only serves: then a callable
     ``f(x) -> outputs`` (its ``serve`` endpoint)."""
-    if fmt == "savedmodel" and KERAS_MAJOR >= 3:
+    if loads_as_graph(fmt):
         import tensorflow as tf
         restored = tf.saved_model.load(path)
 
@@ -114,6 +114,12 @@ def load_model(path: str, fmt: str = "keras"):
         serve.restored = restored
         return serve
     return keras.models.load_model(path)
+
+
+def loads_as_graph(fmt: str) -> bool:
+    """Whether :func:`load_model` gives back a served graph, not a Keras
+    model: a SavedModel on Keras 3 (``model.export``'s artifact)."""
+    return fmt == "savedmodel" and KERAS_MAJOR >= 3
 
 
 def served_graph(model, x):

@@ -142,10 +142,11 @@ def numeric_gradient_unavailable(case) -> str | None:
     can): checked by running the reference once in float64, and by
     probing ``ops.matmul`` and the reductions (``ops.mean``, ``ops.var``;
     the latter returns float32 on Keras 3.15.1's JAX backend even in x64
-    mode). On Keras 3.15.1's torch backend a float64 matmul returns float32, and a float64 Dense whose activation or bias
-    adds float64 arithmetic afterwards still *returns* float64 (found on
-    torch: the output dtype alone let a float32 central difference through,
-    1.5e-7 off). The harness cannot see which ops a layer uses, so on such a
+    mode). On Keras 3.15.1's torch backend a float64 matmul returns
+    float32, and a float64 Dense whose activation or bias adds float64
+    arithmetic afterwards still *returns* float64 (found on torch: the
+    output dtype alone let a float32 central difference through, 1.5e-7
+    off). The harness cannot see which ops a layer uses, so on such a
     backend the property is skipped for every case, with this reason."""
     reason = float64_unavailable(needs_matmul=True, needs_reductions=True)
     if reason:

@@ -14,8 +14,8 @@ from customlayers.testing.convert import input_tensor, to_numpy
 from customlayers.testing.equivalence import fact_check
 from customlayers.testing.expectations import compare_expected
 from customlayers.testing.report import PROCESS
-from customlayers.testing.saving import (load_model, save_model, save_path,
-                                         served_graph)
+from customlayers.testing.saving import (load_model, loads_as_graph,
+                                         save_model, save_path, served_graph)
 
 from customlayers.testing.properties._base import (_draw_setup, _make, _scope, _settings, draw_input)
 
@@ -232,7 +232,15 @@ def check_saving(case, policy, fmt, kwargs, x, seed, recorder=PROCESS):
     model.set_weights(cst.random_weights(
         np.random.default_rng(seed), model.get_weights(),
         positive=positive_indices(model, case.positive_weights)))
-    before = to_numpy(model(x))
+    # A served graph (Keras 3's SavedModel export) is compared with the same
+    # model traced the same way before saving, not with its eager output:
+    # Grappler rewrites a graph's arithmetic (LayerNormalization: reordered
+    # sums, 1-64 ULP; with a one-element axis, x * inv - mean * inv cancels
+    # to beta on a coarser grid in eager mode), and the round trip must
+    # keep the function, not match another mode.
+    mode = "graph" if loads_as_graph(fmt) else "eager"
+    before = to_numpy((served_graph(model, x) if mode == "graph"
+                       else model)(x))
     with tempfile.TemporaryDirectory() as tmp:
         path = save_path(tmp, fmt)
         try:
@@ -253,17 +261,6 @@ def check_saving(case, policy, fmt, kwargs, x, seed, recorder=PROCESS):
                 f"weight names after the {label} round trip: {names}, "
                 f"expected {want}")
         after = to_numpy(loaded(x))
-        mode = "eager"
-        if not isinstance(loaded, keras.Model):
-            # A served graph (Keras 3's SavedModel export): compared with
-            # the same model traced the same way before saving, not with
-            # its eager output -- Grappler rewrites a graph's arithmetic
-            # (LayerNormalization: reordered sums, 1-64 ULP; with a
-            # one-element axis, x * inv - mean * inv cancels to beta on a
-            # coarser grid in eager mode), and the round trip must keep
-            # the function, not match another mode.
-            before = to_numpy(served_graph(model, x)(x))
-            mode = "graph"
     check = f"saving/{fmt}"
     exact = case.is_exact(policy, mode)
     comp = compare_expected(
@@ -273,7 +270,7 @@ def check_saving(case, policy, fmt, kwargs, x, seed, recorder=PROCESS):
         scope=_scope(policy, mode, kwargs, x), ledger=recorder.ledger)
     assert comp.passed, (f"{label} round trip output differs:\n"
                          f"{comp.describe()}")
-    recorder.record(case.name, policy, "eager", [comp], "saving")
+    recorder.record(case.name, policy, mode, [comp], "saving")
 
 
 def saving_property(case, policy, recorder=PROCESS, fmt="keras"):
