@@ -245,18 +245,23 @@ class LayerNormalization(keras.layers.Layer):
             broadcast_shape[dim] = shape[dim]
 
         # The built-in reshapes the weights "when the axis is not just the
-        # last dimension" -- and, as it compares the sorted axes with
-        # [ndims - 1] unnormalized, also for the default axis=-1, where the
-        # weights already broadcast. In TensorFlow's eager mode, op by op,
-        # that reshape changes no value and no gradient, and costs two more
-        # dispatched ops per call (benchmarks/RESULTS.md): skipped there.
-        # Traced, it stays: XLA fuses the graph without it differently (a
-        # forward-mode derivative 4 ULP off in compiled mode, found by the
-        # thorough profile), and it costs nothing at run time.
-        last_only = _eager() and [a % ndims for a in axis] == [ndims - 1]
+        # last dimension": its condition, verbatim, compares the sorted
+        # axes with [ndims - 1] as written. So it does not reshape for
+        # axis=1 on a rank-2 input (weights of another shape then
+        # broadcast: tests/property/test_layernorm_details.py), and it does
+        # for the default axis=-1, where the weights already broadcast. In
+        # TensorFlow's eager mode, op by op, that second reshape changes no
+        # value and no gradient (_check_input_shape has made sure the sizes
+        # match), and costs two more dispatched ops per call
+        # (benchmarks/RESULTS.md): skipped there. Traced, it stays: XLA
+        # fuses the graph without it differently (a forward-mode derivative
+        # 4 ULP off in compiled mode, found by the thorough profile), and it
+        # costs nothing at run time.
+        reshape = axis != [ndims - 1] and not (
+            _eager() and [a % ndims for a in axis] == [ndims - 1])
 
         def _broadcast(v):
-            if v is not None and len(v.shape) != ndims and not last_only:
+            if v is not None and len(v.shape) != ndims and reshape:
                 return ops.reshape(v, broadcast_shape)
             return v
 
