@@ -164,6 +164,58 @@ def test_pair_traced_together_is_bit_exact(mode):
             _same_bits(result.input_grad, want.input_grad)
             for a, b in zip(result.weight_grads, want.weight_grads):
                 _same_bits(a, b)
-    assert backends.CACHE_STATS["misses"] == 2  # (3, 6) twice, (2, 2, 6)
-    assert backends.CACHE_STATS["hits"] == 1
+    # (3, 6) twice, (2, 2, 6): one program per pair signature, or, under
+    # XLA (TensorFlow's and JAX's compiled mode), one per layer signature.
+    per_layer = mode == "compiled" and backends.BACKEND in ("tensorflow",
+                                                            "jax")
+    assert backends.CACHE_STATS["misses"] == (4 if per_layer else 2)
+    assert backends.CACHE_STATS["hits"] == (2 if per_layer else 1)
     assert backends.CACHE_STATS["fallbacks"] == 0
+
+
+#: The tox matrix's find (2026-12-07, TF 2.18.1): LayerNormalization(axis=1,
+#: center=False) on this input, both layers in one XLA program, gave the
+#: custom layer's input gradient 256 ULP off (3 of 9 elements), where each
+#: layer in its own program is bit for bit the built-in. Fails on TF 2.18.1
+#: with the pair compiled together; on TF 2.21 it passes either way.
+_LN_X = np.array([0.0, -0.0, 0.6404226422309875, 0.10490011423826218,
+                  -0.5356693863868713, 0.3615950644016266, 1.3040000200271606,
+                  0.9470809698104858, -0.7037352323532104],
+                 "float32").reshape(1, 3, 1, 1, 3)
+_LN_G = np.array([0.1257302165031433, -0.13210485875606537,
+                  0.6404226422309875, 0.10490011423826218,
+                  -0.5356693863868713, 0.3615950644016266, 1.3040000200271606,
+                  0.9470809698104858, -0.7037352323532104],
+                 "float32").reshape(1, 3, 1, 1, 3)
+_LN_GAMMA = np.array([0.06286510825157166, -0.06605242937803268,
+                      0.3202113211154938], "float32")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_pair_computes_what_each_layer_computes_alone(mode):
+    """Each layer of a pair gets, bit for bit, what its own program gives
+    (a user compiles their model, not the pair), and here that is the
+    built-in's result."""
+    if backends.supported_modes()[mode]:
+        pytest.skip(backends.supported_modes()[mode])
+    import keras
+
+    from customlayers import LayerNormalization
+    backends.clear_cache()
+    kw = dict(axis=1, center=False, scale=True)
+    custom = LayerNormalization(**kw)
+    reference = keras.layers.LayerNormalization(**kw)
+    for layer in (custom, reference):
+        layer.build((None, 3, 1, 1, 3))
+        layer.set_weights([_LN_GAMMA])
+    got = backends.forward_backward_pair(custom, reference, _LN_X, _LN_G,
+                                         mode)
+    for layer, result in zip((custom, reference), got):
+        want = _uncached(layer, _LN_X, _LN_G, mode)
+        _same_bits(result.output, want.output)
+        _same_bits(result.input_grad, want.input_grad)
+        for a, b in zip(result.weight_grads, want.weight_grads):
+            _same_bits(a, b)
+    if backends.BACKEND != "torch":  # torch: the fused layer_norm differs
+        _same_bits(got[0].input_grad, got[1].input_grad)
+        _same_bits(got[0].output, got[1].output)
