@@ -29,8 +29,11 @@ variable values passed in as arguments (what ``layer.stateless_call``
 does, through ``__call__`` for its casting), so a new example with new
 weights re-runs a traced (and, under XLA, ``jax.jit`` or ``torch.compile``,
 compiled) program
-instead of tracing and compiling it again. A pair is traced together
-(:func:`forward_backward_pair`): one compilation for both layers. Nothing
+instead of tracing and compiling it again. In graph mode (and torch's
+compiled mode) a pair is traced together (:func:`forward_backward_pair`):
+one trace for both layers; under XLA each layer has its own program, as a
+user's model would (one program for both rounded one differently on
+TF 2.18.1). Nothing
 is padded and shapes stay static, so every example computes exactly what
 the per-example path computes, bit for bit (tests/property/
 test_signature_cache.py); Hypothesis repeats (kwargs, shape) often enough

@@ -21,7 +21,8 @@ WEIGHTS = {
     # runs 30/10/10 drawn examples per pair, policy and mode, 60/30/40
     # inputs. Graph and compiled mode trace (and compile) once per
     # signature and reuse it for later inputs and examples
-    # (customlayers.testing.compiled_cache), and a pair compiles as one.
+    # (customlayers.testing.compiled_cache); a pair traces as one in
+    # graph mode, each layer its own XLA program in compiled mode.
     "equivalence/eager": 0.3,
     "equivalence/graph": 0.1,
     "equivalence/compiled": 0.1,
