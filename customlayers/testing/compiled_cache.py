@@ -108,6 +108,13 @@ def _cached(key, make):
     return entry
 
 
+def programs_per_layer(mode: str) -> bool:
+    """Whether :func:`forward_backward_pair` gives each layer of a pair its
+    own program in ``mode`` (XLA: TensorFlow's and JAX's compiled mode),
+    rather than one traced function for both."""
+    return mode == "compiled" and BACKEND in ("tensorflow", "jax")
+
+
 def forward_backward_pair(custom, reference, x: np.ndarray,
                           upstream: np.ndarray | None, mode: str = "eager",
                           training=None):
@@ -132,18 +139,13 @@ def forward_backward_pair(custom, reference, x: np.ndarray,
                                          f"one of {MODES}")
     if reason:
         raise NotImplementedError(f"mode {mode!r}: {reason}")
-    if mode == "compiled" and BACKEND in ("tensorflow", "jax"):
-        mine = _forward_backward_cached([custom], x, upstream, mode,
-                                        training=training)
-        theirs = _forward_backward_cached([reference], x, upstream, mode,
-                                          training=training)
-        if mine is not None and theirs is not None:
-            return mine[0], theirs[0]
-    else:
-        cached = _forward_backward_cached([custom, reference], x, upstream,
-                                          mode, training=training)
-        if cached is not None:
-            return tuple(cached)
+    groups = ([[custom], [reference]] if programs_per_layer(mode)
+              else [[custom, reference]])
+    cached = [_forward_backward_cached(group, x, upstream, mode,
+                                       training=training)
+              for group in groups]
+    if all(c is not None for c in cached):
+        return tuple(r for c in cached for r in c)
     return (forward_backward(custom, x, upstream, mode, training=training),
             forward_backward(reference, x, upstream, mode,
                              training=training))

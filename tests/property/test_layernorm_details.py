@@ -31,9 +31,12 @@ import keras  # noqa: E402
 
 import customlayers  # noqa: E402
 from customlayers.testing.backends import (  # noqa: E402
-    MODES, forward_backward, supported_modes)
+    MODES, forward_backward)
 from customlayers.testing.cases import CASES as _PAIRS  # noqa: E402
+from tests.params import mode_param  # noqa: E402
 
+#: How the built-in's result compares with ours: bit for bit, or (torch,
+#: the fused layer_norm) within the pair's declared float32 tolerance.
 LN_CASE = _PAIRS["LayerNormalization"]
 
 SEED = 20261207
@@ -62,17 +65,6 @@ CASES = [
      False),
 ]
 
-#: How the built-in's result compares with ours: bit for bit, or (torch,
-#: the fused layer_norm) within the pair's declared float32 tolerance.
-_CASE = LN_CASE
-
-
-def _modes():
-    support = supported_modes()
-    return [pytest.param(m, marks=pytest.mark.skip(reason=support[m]))
-            if support[m] else m for m in MODES]
-
-
 def _outcome(layer, x, upstream, mode):
     try:
         got = forward_backward(layer, x, upstream, mode)
@@ -83,15 +75,15 @@ def _outcome(layer, x, upstream, mode):
 
 def _assert_same(a, b, what, mode):
     assert a.shape == b.shape, f"{what}: shape {a.shape}, built-in {b.shape}"
-    if _CASE.is_exact("float32", mode):
+    if LN_CASE.is_exact("float32", mode):
         np.testing.assert_array_equal(a, b, err_msg=what)
     else:
-        tol = _CASE.tolerance("float32")
+        tol = LN_CASE.tolerance("float32")
         np.testing.assert_allclose(a, b, rtol=tol.rtol, atol=tol.atol,
                                    err_msg=f"{what} ({tol.reason})")
 
 
-@pytest.mark.parametrize("mode", _modes())
+@pytest.mark.parametrize("mode", [mode_param(m) for m in MODES])
 @pytest.mark.parametrize(
     "axis, built, called, center, scale, out_shape, torch_fused", CASES,
     ids=[f"axis={c[0]}-{c[1]}->{c[2]}-center={c[3]}-scale={c[4]}"
@@ -118,24 +110,20 @@ def test_weights_reshaped_exactly_where_the_builtin_reshapes(
         # that shape: it raises here, where the TensorFlow and JAX
         # built-ins (and ours on every backend, one function everywhere)
         # broadcast or reshape. Checked, not skipped: if a Keras release
-        # changes it, this fails and the comparison above applies.
+        # changes it, this fails, and the comparison below should apply.
         with pytest.raises(RuntimeError, match="normalized_shape"):
             ref(x)
         k, a = _outcome(ours, x, None, mode)
         assert k == "ok", a
         assert a.output.shape == out_shape
         return
-    try:  # the output's shape (not always the input's: broadcasting)
-        upstream = rng.standard_normal(
-            tuple(ref(x).shape)).astype("float32")
-    except Exception:  # noqa: BLE001 - then both must raise, forward only
-        upstream = None
+    # Every case here is one the built-in computes (not always with the
+    # input's shape: broadcasting), so both must return.
+    upstream = rng.standard_normal(tuple(ref(x).shape)).astype("float32")
     (k, a), (rk, b) = (_outcome(ours, x, upstream, mode),
                        _outcome(ref, x, upstream, mode))
-    assert k == rk, (f"custom: {k} ({a if k == 'error' else 'a result'}); "
-                     f"built-in: {rk} ({b if rk == 'error' else 'a result'})")
-    if k == "error":
-        return
+    assert rk == "ok", f"built-in: {b}"
+    assert k == "ok", f"custom: {a}; the built-in returned a result"
     if BACKEND != "torch":
         assert b.output.shape == out_shape
     _assert_same(a.output, b.output, "output", mode)

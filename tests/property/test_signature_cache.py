@@ -47,6 +47,17 @@ def _same_bits(a, b):
     assert a.tobytes() == b.tobytes()
 
 
+def _assert_each_as_alone(layers, got, x, g, mode):
+    """Each layer's result from the pair is, bit for bit, what the
+    uncached per-example path gives that layer alone."""
+    for layer, result in zip(layers, got):
+        want = _uncached(layer, x, g, mode)
+        _same_bits(result.output, want.output)
+        _same_bits(result.input_grad, want.input_grad)
+        for a, b in zip(result.weight_grads, want.weight_grads):
+            _same_bits(a, b)
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_reused_function_is_bit_exact(mode):
     backends.clear_cache()
@@ -158,16 +169,10 @@ def test_pair_traced_together_is_bit_exact(mode):
         g = rng.standard_normal(shape[:-1] + (4,)).astype(
             "float32" if policy == "float32" else "bfloat16")
         got = backends.forward_backward_pair(custom, reference, x, g, mode)
-        for layer, result in zip((custom, reference), got):
-            want = _uncached(layer, x, g, mode)
-            _same_bits(result.output, want.output)
-            _same_bits(result.input_grad, want.input_grad)
-            for a, b in zip(result.weight_grads, want.weight_grads):
-                _same_bits(a, b)
+        _assert_each_as_alone((custom, reference), got, x, g, mode)
     # (3, 6) twice, (2, 2, 6): one program per pair signature, or, under
     # XLA (TensorFlow's and JAX's compiled mode), one per layer signature.
-    per_layer = mode == "compiled" and backends.BACKEND in ("tensorflow",
-                                                            "jax")
+    per_layer = compiled_cache.programs_per_layer(mode)
     assert backends.CACHE_STATS["misses"] == (4 if per_layer else 2)
     assert backends.CACHE_STATS["hits"] == (2 if per_layer else 1)
     assert backends.CACHE_STATS["fallbacks"] == 0
@@ -196,8 +201,6 @@ def test_a_pair_computes_what_each_layer_computes_alone(mode):
     """Each layer of a pair gets, bit for bit, what its own program gives
     (a user compiles their model, not the pair), and here that is the
     built-in's result."""
-    if backends.supported_modes()[mode]:
-        pytest.skip(backends.supported_modes()[mode])
     import keras
 
     from customlayers import LayerNormalization
@@ -210,12 +213,7 @@ def test_a_pair_computes_what_each_layer_computes_alone(mode):
         layer.set_weights([_LN_GAMMA])
     got = backends.forward_backward_pair(custom, reference, _LN_X, _LN_G,
                                          mode)
-    for layer, result in zip((custom, reference), got):
-        want = _uncached(layer, _LN_X, _LN_G, mode)
-        _same_bits(result.output, want.output)
-        _same_bits(result.input_grad, want.input_grad)
-        for a, b in zip(result.weight_grads, want.weight_grads):
-            _same_bits(a, b)
+    _assert_each_as_alone((custom, reference), got, _LN_X, _LN_G, mode)
     if backends.BACKEND != "torch":  # torch: the fused layer_norm differs
         _same_bits(got[0].input_grad, got[1].input_grad)
         _same_bits(got[0].output, got[1].output)
