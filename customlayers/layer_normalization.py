@@ -257,8 +257,7 @@ class LayerNormalization(keras.layers.Layer):
         # fuses the graph without it differently (a forward-mode derivative
         # 4 ULP off in compiled mode, found by the thorough profile), and it
         # costs nothing at run time.
-        reshape = axis != [ndims - 1] and not (
-            _eager() and [a % ndims for a in axis] == [ndims - 1])
+        reshape = self._reshapes_weights(axis, ndims)
 
         def _broadcast(v):
             if v is not None and len(v.shape) != ndims and reshape:
@@ -284,6 +283,14 @@ class LayerNormalization(keras.layers.Layer):
                 res = res + beta
             outputs = x * inv + res
         return ops.cast(ops.cast(outputs, original_dtype), self.compute_dtype)
+
+    @staticmethod
+    def _reshapes_weights(axis, ndims) -> bool:
+        """Whether ``call`` reshapes gamma and beta to the input's rank (see
+        the comment in ``call``): the built-in's condition, less the no-op
+        reshape in TensorFlow's eager mode."""
+        return axis != [ndims - 1] and not (
+            _eager() and [a % ndims for a in axis] == [ndims - 1])
 
     def _inverse_std(self, variance):
         return ops.rsqrt(variance + self.epsilon)

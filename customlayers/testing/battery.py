@@ -26,6 +26,9 @@ CONFIG_POLICIES = ("float32", "mixed_float16")
 SAVING_POLICIES = ("float32", "mixed_bfloat16")
 #: ... and the second-order and forward-mode properties.
 DERIVATIVE_POLICIES = ("float32",)
+#: ... and the traced (graph, compiled) lazy-build items; the eager one
+#: runs under every policy.
+TRACED_BUILD_POLICIES = ("float32",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,7 +85,8 @@ class Item:
             return props.state_property(case, self.policy, self.mode,
                                         recorder)
         if self.kind == "lazy_build":
-            return props.lazy_build_property(case, self.policy, recorder)
+            return props.lazy_build_property(case, self.policy, recorder,
+                                             mode=self.mode or "eager")
         if self.kind == "config":
             return props.config_property(case, self.policy, recorder)
         if self.kind == "saving":
@@ -169,6 +173,13 @@ def items(case, policies=None, modes=None) -> list:
                 from customlayers.testing.torch_compile import \
                     randomness_reason as skip
             out.append(Item("randomness", case, policy, mode, skip=skip))
+    # The lazy build traced: calls on shapes (and ranks) other than the
+    # built one, each traced or compiled for its shape.
+    for policy in _subset(TRACED_BUILD_POLICIES, policies):
+        for mode in (m for m in modes if m != "eager"):
+            reason = support.get(mode, f"unknown mode {mode!r}")
+            out.append(Item("lazy_build", case, policy, mode, skip=(
+                lambda r=reason: r) if reason else None))
     for policy in _subset(CONFIG_POLICIES, policies):
         out.append(Item("config", case, policy))
     for fmt in (f for f in SAVE_FORMATS if f in case.save_formats):

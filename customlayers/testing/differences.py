@@ -14,7 +14,8 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 from customlayers.testing.tolerances import Tolerance
 
 #: What a :class:`KnownDifference` can relax.
-RELAXATIONS = ("signed_zeros", "subnormals", "nan_placement", "tolerance")
+RELAXATIONS = ("signed_zeros", "subnormals", "nan_placement", "tolerance",
+               "refusal")
 
 #: The checks a declaration can name (``grad[<weight>]`` for each weight;
 #: ``saving/<format>`` for each save format). Patterns use ``fnmatch``:
@@ -51,7 +52,11 @@ class KnownDifference:
             ``+0.0`` not counted), ``"subnormals"`` (subnormals compare as
             zero), ``"nan_placement"`` (a NaN on one side may face any value
             on the other), ``"tolerance"`` (compare with ``tolerance``
-            instead of bit for bit / the table).
+            instead of bit for bit / the table), ``"refusal"`` (the
+            reference raises on a call that the custom layer computes: the
+            ``lazy build`` check, where the custom layer's output shape is
+            then accepted; ``when`` sees the constructor arguments and the
+            call's input).
         why: The reason, in words a reviewer can check.
         checks: ``fnmatch`` patterns of the checks covered
             (:data:`CHECK_NAMES`, e.g. ``("grad[input]",)`` or
@@ -93,6 +98,12 @@ class KnownDifference:
                 "KnownDifference: tolerance= goes with what='tolerance' "
                 f"and only with it; got what={self.what!r}, "
                 f"tolerance={self.tolerance!r}")
+        if self.what == "refusal" and not all(
+                check_matches("lazy build", p) for p in self.checks):
+            raise ValueError(
+                "KnownDifference(what='refusal') covers the 'lazy build' "
+                f"check only (a call refused or computed); got checks="
+                f"{self.checks!r}")
         if self.device not in (None, "cpu", "gpu"):
             raise ValueError(f"KnownDifference(device={self.device!r}): "
                              "expected 'cpu', 'gpu' or None")

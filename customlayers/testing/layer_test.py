@@ -204,8 +204,10 @@ def run_equivalence_test(custom, reference, *, init_kwargs=None,
         elif item.kind == "lazy_build":
             x = x_for(p)
             shape = x.shape
-            attempt(item, lambda p=p, s=shape: props.check_lazy_build(
-                case, p, kwargs, s, [(s[0] + 1,) + s[1:]], s[-1] + 1, rec))
+            attempt(item, lambda p=p, s=shape, m=item.mode or "eager":
+                    props.check_lazy_build(case, p, kwargs, s, [
+                        (s[0] + 1,) + s[1:], *props.rank_probes(s)],
+                        s[-1] + 1, rec, m))
         elif item.kind == "config":
             attempt(item, lambda p=p: props.check_config(
                 case, p, kwargs, x_for(p), rec))

@@ -3,6 +3,7 @@ must be caught by the generic properties (``test_normalization_bugs.py``).
 """
 
 from customlayers import LayerNormalization
+from customlayers import layer_normalization as _ln
 from customlayers._keras import ops
 
 
@@ -73,3 +74,19 @@ class Float16StatisticsLN(LayerNormalization):
         for a in self.axis:
             shape[a] = x.shape[a]
         return ops.reshape(v, shape)
+
+
+class AlwaysReshapesLN(LayerNormalization):
+    """Reshapes gamma and beta to the input's rank wherever the weights'
+    rank differs, skipping the reshape only in TensorFlow's eager mode on
+    the last axis -- the condition 7fdcf1f shipped (fixed in b153432). The
+    built-in does not reshape for ``axis=1`` on a rank-2 input, so a layer
+    built on ``(None, 8, 1)`` and called on ``(10, 1)`` broadcasts its
+    ``(8,)`` weights and returns ``(10, 8)``; this one raises "cannot
+    reshape". TensorFlow's eager mode is the one place it happens to be
+    right, which is why only the JAX tox env saw it: the traced
+    ``lazy_build`` items are there to catch it on TensorFlow too."""
+
+    @staticmethod
+    def _reshapes_weights(axis, ndims):
+        return not (_ln._eager() and [a % ndims for a in axis] == [ndims - 1])

@@ -8,10 +8,13 @@ import pytest
 from hypothesis import strategies as st
 
 from customlayers._keras import BACKEND
+from customlayers.testing import properties as props
+from customlayers.testing.backends import supported_modes
 from customlayers.testing.cases_normalization import LAYER_NORMALIZATION
 from tests.meta_tests import broken_normalization as bn
 from tests.meta_tests import test_planted_bugs as planted
-from tests.meta_tests.test_planted_bugs import PlantedBug, _eq, _variant
+from tests.meta_tests.test_planted_bugs import (PlantedBug, _eq, _pinned,
+                                                _variant)
 
 if LAYER_NORMALIZATION is None:  # pragma: no cover - Keras 2
     pytest.skip("customlayers.LayerNormalization needs Keras 3",
@@ -35,6 +38,21 @@ def _both_weights(case):
     return dataclasses.replace(case, init_kwargs=kwargs)
 
 
+def _lazy(mode):
+    """The lazy-build property under float32 in ``mode`` (eager where the
+    backend has no such mode)."""
+    if supported_modes().get(mode):
+        mode = "eager"
+    return lambda case: props.lazy_build_property(case, "float32", mode=mode)
+
+
+def _built_on(case, shape):
+    """``case`` drawing every input shape as ``shape``: the lazy-build
+    property then builds on it and calls its rank neighbours
+    (``props.rank_probes``) in every example, not by chance."""
+    return dataclasses.replace(case, input_shape=shape)
+
+
 BUGS = [
     PlantedBug("LayerNormalization uses the unbiased variance",
                _variant(LN, bn.UnbiasedVarianceLN), _eq("float32", "eager")),
@@ -51,6 +69,15 @@ BUGS = [
     PlantedBug("LayerNormalization autocasts to float16 statistics",
                _variant(LN, bn.Float16StatisticsLN),
                _eq("mixed_float16", "eager")),
+    # Built with axis=1 on (2, 8, 1): the rank probe (8, 1) has axis 1 as
+    # its last, where the built-in broadcasts the (8,) weights. Caught by
+    # the traced items on TensorFlow (its eager path is right), by every
+    # item on JAX.
+    PlantedBug("LayerNormalization reshapes its weights to every input's "
+               "rank",
+               _built_on(_pinned(_variant(LN, bn.AlwaysReshapesLN), axis=1),
+                         (2, 8, 1)),
+               _lazy("compiled")),
 ]
 
 
@@ -65,6 +92,14 @@ _EXPECTED_MISSES = {
         "of such inputs neither overflow nor leave that tolerance. Seen "
         "uncaught on torch 2.13 CPU before and after this session's "
         "changes; caught on TensorFlow and JAX"),
+    ("torch", "LayerNormalization reshapes its weights to every input's "
+              "rank"): (
+        "torch's built-in refuses the same calls: it hands axes that end "
+        "the input's shape to ATen's fused layer_norm, which takes only "
+        "weights of that trailing shape (cases_normalization."
+        "_TORCH_FUSED_REFUSAL), so the bug raises where the reference "
+        "raises. Measured on torch 2.13 CPU; caught on TensorFlow (graph, "
+        "compiled) and JAX"),
 }
 
 

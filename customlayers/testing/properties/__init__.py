@@ -36,4 +36,4 @@ from customlayers.testing.properties.state import (  # noqa: F401
     check_state, state_property, training_step)
 from customlayers.testing.properties.structure import (  # noqa: F401
     check_config, check_lazy_build, check_saving, config_property,
-    lazy_build_property, missing_parameters, saving_property)
+    lazy_build_property, missing_parameters, rank_probes, saving_property)

@@ -27,6 +27,9 @@ WEIGHTS = {
     "equivalence/graph": 0.1,
     "equivalence/compiled": 0.1,
     "lazy_build": 0.3,
+    # Traced: a new trace (and compile) per call shape, 4 calls per example.
+    "lazy_build/graph": 0.1,
+    "lazy_build/compiled": 0.1,
     # Eager: as before the other modes; graph and compiled trace (and
     # compile) one function per example (a fresh pair each).
     "mask/eager": 0.3,
@@ -81,6 +84,7 @@ VALUE_SETS = {"eager": 2, "graph": 3, "compiled": 4}
 #: under a millisecond. So fewer drawn signatures and more value sets each
 #: (:data:`TORCH_COMPILED_VALUE_SETS`); keys not listed use :data:`WEIGHTS`.
 TORCH_COMPILED_WEIGHTS = {
+    "lazy_build/compiled": 0.02,
     "equivalence/compiled": 0.03,
     "nonfinite_upstream/compiled": 0.03,
     "nonfinite_upstream/compiled/training": 0.03,
