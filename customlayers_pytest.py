@@ -82,6 +82,34 @@ def pytest_configure(config):
     # layer suite is collected (importing customlayers imports Keras).
     config._customlayers_profile = profile or (
         None if hypothesis_profile else "ci")
+    _check_options(config)
+
+
+def _check_options(config):
+    """Refuse a bad ``--cl-shard``, ``--cl-policies`` or ``--cl-modes``
+    here, in the process pytest was started in: found later, during
+    collection, the error would be raised in each pytest-xdist worker and
+    reach the user as an internal error (exit code 3) instead of a usage
+    error (4). Imports Keras only when one of them is given."""
+    spec = config.getoption("cl_shard", None)
+    if spec:
+        from customlayers.shards import ShardError, parse_shard
+        try:
+            parse_shard(spec)
+        except ShardError as exc:
+            raise pytest.UsageError(
+                str(exc).replace("--shard", "--cl-shard")) from None
+    policies = _csv(config.getoption("cl_policies", None))
+    modes = _csv(config.getoption("cl_modes", None))
+    if policies or modes:
+        from customlayers.testing.backends import MODES
+        from customlayers.testing.strategies import POLICIES
+        bad = sorted(set(policies or ()) - set(POLICIES)) + sorted(
+            set(modes or ()) - set(MODES))
+        if bad:
+            raise pytest.UsageError(
+                f"--cl-policies/--cl-modes: unknown {bad}; policies are "
+                f"{list(POLICIES)}, modes {list(MODES)}")
 
 
 def _use_profile(config):
@@ -103,20 +131,13 @@ def _recorder(config):
 def generate_items(metafunc, case, policies=None, modes=None):
     """Parametrize ``cl_item`` over the battery of ``case`` (called by the
     ``pytest_generate_tests`` of a :func:`layer_test_suite` class)."""
-    from customlayers.testing.backends import MODES
     from customlayers.testing.battery import items
-    from customlayers.testing.strategies import POLICIES
 
     config = metafunc.config
     _use_profile(config)
+    # The options were checked in pytest_configure (_check_options).
     policies = _csv(config.getoption("cl_policies", None)) or policies
     modes = _csv(config.getoption("cl_modes", None)) or modes
-    bad = sorted(set(policies or ()) - set(POLICIES)) + sorted(
-        set(modes or ()) - set(MODES))
-    if bad:
-        raise pytest.UsageError(
-            f"--cl-policies/--cl-modes: unknown {bad}; policies are "
-            f"{list(POLICIES)}, modes {list(MODES)}")
     chosen = items(case, policies, modes)
     metafunc.parametrize("cl_item", chosen, ids=[i.id for i in chosen])
 

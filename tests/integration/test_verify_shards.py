@@ -109,3 +109,20 @@ def test_pytest_cl_shard_splits_the_collected_tests(tmp_path):
     bad = _run("-m", "pytest", "--cl-shard",
                "4/3", "test_many.py", cwd=tmp_path)
     assert bad.returncode == 4 and "'4/3'" in bad.stderr
+
+
+@pytest.mark.parametrize("option", [("--cl-shard", "4/3"),
+                                    ("--cl-policies", "float33"),
+                                    ("--cl-modes", "jit")],
+                         ids=lambda o: o[0])
+def test_a_bad_option_is_a_usage_error_under_xdist_too(tmp_path, option):
+    """Checked where pytest starts (pytest_configure), not during
+    collection: under ``-n 2`` that error was raised in each worker and
+    came back as an internal error, exit code 3 (found by the py312 tox
+    env run with PYTEST_ADDOPTS="-n 2", 2026-12-07)."""
+    (tmp_path / "test_one.py").write_text("def test_one():\n    pass\n")
+    proc = _run("-m", "pytest", "-p", "no:cacheprovider", "-n", "2",
+                *option, "test_one.py", cwd=tmp_path)
+    assert proc.returncode == 4, (proc.returncode, proc.stdout[-2000:],
+                                  proc.stderr[-2000:])
+    assert option[1] in proc.stderr, proc.stderr[-2000:]
