@@ -65,17 +65,24 @@ def _relaxations(differences, tolerance):
     return kw
 
 
+def applicable_differences(differences, check: str,
+                           scope: Scope | None) -> list:
+    """The ``differences`` that apply to ``check`` in ``scope`` (none
+    without a scope)."""
+    return [] if scope is None else [
+        d for d in differences if d.applies(
+            check=check, backend=scope.backend, policy=scope.policy,
+            mode=scope.mode, device=scope.device, kwargs=scope.kwargs,
+            x=scope.x)]
+
+
 def compare_expected(check, custom, reference, *, tolerance, differences=(),
                      scope: Scope | None = None,
                      ledger: Ledger | None = None) -> Comparison:
     """Compare ``custom`` with ``reference`` for ``check``, relaxed by the
     ``differences`` that apply in ``scope``; ``tolerance`` ``None`` means
     bit for bit."""
-    applicable = [] if scope is None else [
-        d for d in differences if d.applies(
-            check=check, backend=scope.backend, policy=scope.policy,
-            mode=scope.mode, device=scope.device, kwargs=scope.kwargs,
-            x=scope.x)]
+    applicable = applicable_differences(differences, check, scope)
     comp = compare_arrays(check, custom, reference,
                           **_relaxations(applicable, tolerance))
     if not applicable:

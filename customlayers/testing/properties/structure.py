@@ -12,7 +12,8 @@ from customlayers._keras import keras, variable_name
 from customlayers.testing import strategies as cst
 from customlayers.testing.convert import input_tensor, to_numpy
 from customlayers.testing.equivalence import fact_check
-from customlayers.testing.expectations import compare_expected
+from customlayers.testing.expectations import (applicable_differences,
+                                               compare_expected)
 from customlayers.testing.report import PROCESS
 from customlayers.testing.saving import (load_model, loads_as_graph,
                                          save_model, save_path, served_graph)
@@ -40,11 +41,9 @@ def _refusal_declared(case, policy, mode, kwargs, x, recorder) -> bool:
     """Whether a ``what="refusal"`` :class:`KnownDifference` of ``case``
     covers a call on ``x`` that the reference refused and the custom layer
     computed (counted in the recorder's ledger as applied and needed)."""
-    scope = _scope(policy, mode, kwargs, x)
-    found = [d for d in case.known_differences if d.what == "refusal" and
-             d.applies(check="lazy build", backend=scope.backend,
-                       policy=policy, mode=mode, device=scope.device,
-                       kwargs=kwargs, x=x)]
+    found = [d for d in applicable_differences(
+        case.known_differences, "lazy build", _scope(policy, mode, kwargs, x))
+        if d.what == "refusal"]
     for d in found:
         recorder.ledger.applied[d.label] += 1
         recorder.ledger.needed[d.label] += 1
@@ -139,26 +138,31 @@ def check_lazy_build(case, policy, kwargs, first_shape, call_shapes, wrong,
                 f"{case.name} built for last dimension {last} accepted an "
                 f"input of shape {bad.shape}; the reference raises "
                 f"{type(ref_exc).__name__}: {ref_exc}")
-        if mode != "eager":
-            # Traced, the refusal may come from the tracer or the compiler
-            # (and the reference's from anywhere in its graph): refusing is
-            # the contract; the error's type and text are the eager items'.
-            checks.append(fact_check("changed last dim", True))
-            recorder.record(case.name, policy, mode, checks, "lazy build")
-            return
-        if not isinstance(exc, (ValueError, type(ref_exc))):
-            raise AssertionError(
-                f"{case.name} built for last dimension {last} raised "
-                f"{type(exc).__name__} for an input of shape {bad.shape}; "
-                f"expected a ValueError (or {type(ref_exc).__name__}, as the "
-                f"reference) naming the layer and both dimensions: {exc}")
-        msg = str(exc)
-        missing = [s for s in (layer.name, str(last), str(wrong))
-                   if s not in msg]
-        assert not missing, (f"the error for last dimension {wrong} (built "
-                             f"for {last}) does not name {missing}: {msg!r}")
+        # Traced, the refusal may come from the tracer or the compiler (and
+        # the reference's from anywhere in its graph): refusing is the
+        # contract there; the error's type and text are the eager items'.
+        if mode == "eager":
+            _assert_names_the_dimensions(case, layer, bad, exc, ref_exc,
+                                         last, wrong)
     checks.append(fact_check("changed last dim", True))
     recorder.record(case.name, policy, mode, checks, "lazy build")
+
+
+def _assert_names_the_dimensions(case, layer, bad, exc, ref_exc, last,
+                                 wrong):
+    """The error for a changed last dimension: a ValueError (or the
+    reference's type) naming the layer and both dimensions."""
+    if not isinstance(exc, (ValueError, type(ref_exc))):
+        raise AssertionError(
+            f"{case.name} built for last dimension {last} raised "
+            f"{type(exc).__name__} for an input of shape {bad.shape}; "
+            f"expected a ValueError (or {type(ref_exc).__name__}, as the "
+            f"reference) naming the layer and both dimensions: {exc}")
+    msg = str(exc)
+    missing = [s for s in (layer.name, str(last), str(wrong))
+               if s not in msg]
+    assert not missing, (f"the error for last dimension {wrong} (built "
+                         f"for {last}) does not name {missing}: {msg!r}")
 
 
 def lazy_build_property(case, policy, recorder=PROCESS, mode="eager"):
